@@ -1,0 +1,287 @@
+"""Build the Airflow DAGs of every pipeline config (the only Airflow-facing DAG code).
+
+``dags/retrainflow_dags.py`` calls :func:`build_dags`. Parsing a DAG file must
+stay cheap and side-effect free: this module imports only the Task SDK and
+the config loader; every heavy import (pandas, LightGBM, MLflow, Great
+Expectations) happens inside the task at run time, in the library.
+
+``retrain__<pipeline>`` (and ``monitor__<pipeline>`` unless ``monitoring.enabled`` is false)::
+
+    pull → validate → features → train → evaluate → promote
+                                                      └→ needs_approval → approve_champion → crown
+                                                         (only with ``promotion: manual``)
+
+Each task body is one library call that takes and returns small JSON
+manifests through XCom. User errors (bad data, bad conf, impossible mode) fail
+the task without retries (:class:`AirflowFailException`); only ``pull``, which
+does I/O, retries on other errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, Param, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from retrainflow import config as config_mod
+from retrainflow.exceptions import ConfigError, UserError
+
+log = logging.getLogger(__name__)
+
+#: Scheduled runs don't backfill history: data arrives daily; one run per interval from now.
+START_DATE = datetime(2024, 1, 1)
+
+
+def _user_errors_fail_fast(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn retrainflow user errors into non-retryable task failures with the message."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from retrainflow import settings
+
+        settings.quiet_third_party()
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            raise AirflowFailException(f"[{exc.code}] {exc.message}") from exc
+
+    return wrapper
+
+
+def _common(kind: str, name: str) -> dict[str, Any]:
+    """DAG arguments shared by every retrainflow DAG."""
+    return {"start_date": START_DATE, "catchup": False, "max_active_runs": 1,
+            "tags": ["retrainflow", kind, name], "default_args": {"retries": 0, "owner": "retrainflow"}}
+
+
+def _run_conf() -> tuple[Any, dict[str, Any], Any]:
+    """(dag run, its conf merged over the DAG params, the date to fall back on) of the current task."""
+    ctx = get_current_context()
+    run = ctx["dag_run"]
+    conf = {**(ctx.get("params") or {}), **(run.conf or {})}
+    fallback = getattr(run, "logical_date", None) or getattr(run, "run_after", None)
+    return run, conf, fallback
+
+
+def _deps(cfg: config_mod.PipelineConfig) -> dict[str, Any]:
+    from retrainflow.artifacts import ArtifactStore
+    from retrainflow.registry import Registry
+
+    return {"registry": Registry(), "store": ArtifactStore(cfg.artifact_root_uri())}
+
+
+def build_retrain_dag(cfg: config_mod.PipelineConfig) -> DAG:
+    """The ``retrain__<name>`` DAG of one pipeline config."""
+    from retrainflow.manifest import (
+        FeaturesManifest,
+        PromoteManifest,
+        PullManifest,
+        TrainManifest,
+        Verdict,
+    )
+
+    name = cfg.name
+    with DAG(
+        dag_id=cfg.retrain_dag_id,
+        description=f"Retrain '{name}': pull → validate → features → train → evaluate → promote",
+        schedule=cfg.schedule,
+        **_common("retrain", name),
+        params={
+            "mode": Param(cfg.training.mode, type="string",
+                          enum=["auto", "stateless", "warm_start"],
+                          description="auto: warm start when possible, stateless otherwise"),
+            "reason": Param("manual", type="string", description="Why this run was started"),
+            "window_end": Param(None, type=["null", "string"], format="date",
+                                description="Exclusive end of the data window (YYYY-MM-DD); "
+                                            "empty = the run's logical date"),
+            "reason_codes": Param([], type="array", description="Reason codes of the trigger"),
+            "details": Param({}, type="object", description="Trigger details recorded with the run"),
+        },
+        doc_md=f"Retraining pipeline **{name}** from `{name}.yaml`. {cfg.description}",
+        render_template_as_native_obj=True,
+    ) as dag:
+
+        @task(retries=2, retry_delay=timedelta(seconds=20), retry_exponential_backoff=True)
+        @_user_errors_fail_fast
+        def pull() -> dict[str, Any]:
+            from retrainflow.runs import build_context
+            from retrainflow.stages import pull as stage
+
+            run, conf, fallback = _run_conf()
+            run_ctx = build_context(name, cfg.training.mode, conf, run_id=run.run_id, fallback_end=fallback)
+            return stage.run(cfg, run_ctx, **_deps(cfg)).to_dict()
+
+        @task
+        @_user_errors_fail_fast
+        def validate(pulled: dict[str, Any]) -> dict[str, Any]:
+            from retrainflow.stages import validate as stage
+
+            return stage.run(cfg, PullManifest.from_dict(pulled), store=_deps(cfg)["store"]).to_dict()
+
+        @task
+        @_user_errors_fail_fast
+        def features(pulled: dict[str, Any], _validated: dict[str, Any]) -> dict[str, Any]:
+            from retrainflow.stages import features as stage
+
+            return stage.run(cfg, PullManifest.from_dict(pulled), **_deps(cfg)).to_dict()
+
+        @task
+        @_user_errors_fail_fast
+        def train(pulled: dict[str, Any], feats: dict[str, Any]) -> dict[str, Any]:
+            from retrainflow.stages import train as stage
+
+            return stage.run(cfg, PullManifest.from_dict(pulled), FeaturesManifest.from_dict(feats),
+                             **_deps(cfg)).to_dict()
+
+        @task
+        @_user_errors_fail_fast
+        def evaluate(pulled: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
+            from retrainflow.stages import evaluate as stage
+
+            return stage.run(cfg, PullManifest.from_dict(pulled), TrainManifest.from_dict(trained),
+                             **_deps(cfg)).to_dict()
+
+        @task
+        @_user_errors_fail_fast
+        def promote(pulled: dict[str, Any], feats: dict[str, Any], trained: dict[str, Any],
+                    verdict: dict[str, Any]) -> dict[str, Any]:
+            from retrainflow.stages import promote as stage
+
+            return stage.run(cfg, PullManifest.from_dict(pulled), FeaturesManifest.from_dict(feats),
+                             TrainManifest.from_dict(trained), Verdict.from_dict(verdict),
+                             **_deps(cfg)).to_dict()
+
+        p = pull()
+        v = validate(p)
+        f = features(p, v)
+        t = train(p, f)
+        e = evaluate(p, t)
+        promoted = promote(p, f, t, e)
+
+        if cfg.promotion == "manual":
+            from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+            @task.short_circuit
+            def needs_approval(promoted: dict[str, Any]) -> bool:
+                return bool(promoted["awaiting_approval"])
+
+            approval = ApprovalOperator(
+                task_id="approve_champion",
+                subject=f"Promote the new '{name}' model to champion?",
+                body=("The challenger passed the evaluation gate. Approve to move the `champion` "
+                      "alias to it; reject to keep the current champion. Details: "
+                      "{{ ti.xcom_pull(task_ids='evaluate') }}"),
+            )
+
+            @task
+            @_user_errors_fail_fast
+            def crown(promoted: dict[str, Any]) -> dict[str, Any]:
+                from retrainflow.stages import promote as stage
+
+                answer = get_current_context()["ti"].xcom_pull(task_ids="approve_champion") or {}
+                user = answer.get("responded_by_user") or {}
+                approver = user.get("name") or user.get("id") or "airflow-ui"
+                return stage.approve(cfg, PromoteManifest.from_dict(promoted), registry=_deps(cfg)["registry"],
+                                     approver=approver).to_dict()
+
+            needs_approval(promoted) >> approval >> crown(promoted)
+    return dag
+
+
+def build_monitor_dag(cfg: config_mod.PipelineConfig) -> DAG:
+    """The ``monitor__<name>`` DAG: Evidently drift/performance check + trigger policy.
+
+    One task, one library call (:func:`retrainflow.stages.monitor.run`); a positive
+    decision starts ``retrain__<name>`` through the REST API with the connection
+    ``retrainflow_api``. Retrying is safe: the retrain run id derives from this
+    run's id, so a second attempt finds it (409) instead of starting another.
+    """
+    name = cfg.name
+    with DAG(
+        dag_id=cfg.monitor_dag_id,
+        description=f"Monitor '{name}': drift and performance (Evidently) → trigger policy → retrain",
+        schedule=cfg.monitoring.schedule,
+        **_common("monitor", name),
+        params={
+            "check_date": Param(None, type=["null", "string"], format="date",
+                                description="Exclusive end of the checked window (YYYY-MM-DD); "
+                                            "empty = the run's logical date"),
+            "on_demand": Param(False, type="boolean", description="Retrain now, whatever the rules say"),
+            "trigger": Param(True, type="boolean", description="False: decide but start nothing"),
+            "api_conn_id": Param("retrainflow_api", type="string",
+                                 description="Airflow connection with the REST API's URL and credentials"),
+        },
+        doc_md=f"Monitoring of **{name}**: see `monitoring:` in `{name}.yaml`.",
+    ) as dag:
+
+        @task(retries=1, retry_delay=timedelta(seconds=30))
+        @_user_errors_fail_fast
+        def check() -> dict[str, Any]:
+            from retrainflow.airflow.trigger import RetrainTrigger
+            from retrainflow.exceptions import AirflowApiError
+            from retrainflow.stages import monitor as stage
+
+            run, conf, fallback = _run_conf()
+            day = conf.get("check_date") or fallback.date().isoformat()
+            mctx = stage.MonitorContext(pipeline=name, run_id=run.run_id, check_date=str(day),
+                                        on_demand=bool(conf.get("on_demand")),
+                                        trigger_enabled=bool(conf.get("trigger", True)))
+            conn_id = conf.get("api_conn_id") or "retrainflow_api"
+            trigger = RetrainTrigger.from_connection(cfg.retrain_dag_id, conn_id) if mctx.trigger_enabled else None
+            try:
+                return stage.run(cfg, mctx, trigger=trigger, **_deps(cfg)).to_dict()
+            except AirflowApiError as exc:
+                if exc.status is None or 400 <= exc.status < 500:
+                    raise AirflowFailException(f"[{exc.code}] {exc.message}") from exc
+                raise
+
+        check()
+    return dag
+
+
+def build_invalid_config_dag(path: Path, error: ConfigError) -> DAG:
+    """A DAG that shows (and fails with) a config error, so the UI tells what is wrong.
+
+    Valid pipelines keep their DAGs: one bad YAML file does not hide the others.
+    """
+    with DAG(
+        dag_id=f"invalid_config__{path.stem}",
+        description=f"{path.name} is invalid: {error.message}"[:1000],
+        schedule=None,
+        start_date=START_DATE,
+        catchup=False,
+        tags=["retrainflow", "invalid-config"],
+        doc_md=f"**{path.name} is invalid.**\n\n```\n{error.message}\n```\n\n"
+               "Fix the file; check with `retrainflow validate-config`.",
+    ) as dag:
+
+        @task(task_id="explain")
+        def explain() -> None:
+            raise AirflowFailException(error.message)
+
+        explain()
+    return dag
+
+
+def build_dags(config_dir: Path | None = None) -> dict[str, DAG]:
+    """Every pipeline's DAGs, keyed by DAG id (for ``globals().update(...)`` in a DAG file)."""
+    dags: dict[str, DAG] = {}
+    for path in config_mod.config_paths(config_dir):
+        try:
+            cfg = config_mod.load_config(path)
+        except ConfigError as exc:
+            log.error("%s", exc.message)
+            dag = build_invalid_config_dag(path, exc)
+        else:
+            dag = build_retrain_dag(cfg)
+            if cfg.monitoring.enabled:
+                monitor = build_monitor_dag(cfg)
+                dags[monitor.dag_id] = monitor
+        dags[dag.dag_id] = dag
+    return dags

@@ -1,0 +1,89 @@
+"""Run a pipeline's DAG in this process with ``dag.test()`` (no scheduler).
+
+Used by ``retrainflow retrain``: the very same DAG object the scheduler runs,
+executed task by task here, recorded in the embedded stack's metadata DB (so
+it shows in the Airflow UI afterwards).
+
+Airflow reads its configuration when first imported, so :func:`prepare_env`
+must run before anything imports ``airflow``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from retrainflow.artifacts import safe_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LocalRunResult:
+    """Outcome of one in-process DAG run."""
+
+    dag_id: str
+    run_id: str
+    state: str
+    task_states: dict[str, str]
+    #: The manifest each successful task returned (XCom ``return_value``).
+    outputs: dict[str, Any]
+    #: The saved report of a failed stage, if one was written.
+    failure_report: dict[str, Any] | None
+
+
+def prepare_env() -> None:
+    """Point this process at the embedded stack's Airflow home and migrate its DB once."""
+    from retrainflow.airflow import stack
+
+    cfg = stack.StackConfig()
+    os.environ.update(stack.airflow_env(cfg))
+    # dag.test() logs every task's lifecycle at INFO: keep the terminal to warnings and our summary.
+    os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+    marker = Path(os.environ["AIRFLOW_HOME"]) / ".migrated"
+    if not marker.exists():
+        stack.migrate(cfg)
+        marker.touch()
+
+
+def run_dag(dag_id: str, conf: dict[str, Any]) -> LocalRunResult:
+    """Run DAG ``dag_id`` (from the pipeline configs) with ``conf`` and wait for it."""
+    prepare_env()
+    from retrainflow import settings
+
+    settings.quiet_third_party()
+    logging.getLogger("airflow").setLevel(logging.WARNING)  # before Airflow's first import logs
+    from retrainflow.airflow.dag_factory import build_dags
+
+    dag = build_dags()[dag_id]
+    dr = dag.test(run_conf=conf)
+    tis = {ti.task_id: ti for ti in dr.get_task_instances()}
+    states = {tid: str(ti.state) for tid, ti in tis.items()}
+    outputs: dict[str, Any] = {}
+    for tid, ti in tis.items():
+        if states[tid] == "success":
+            try:
+                outputs[tid] = ti.xcom_pull(task_ids=tid)
+            except Exception:  # noqa: BLE001 - outputs are a convenience; the states are the result
+                log.debug("no xcom for %s", tid)
+    return LocalRunResult(dag_id, dr.run_id, str(dr.state), states, outputs,
+                          _failure_report(dag_id, dr.run_id))
+
+
+def _failure_report(dag_id: str, run_id: str) -> dict[str, Any] | None:
+    """The first saved stage report with ``success: false`` for this run."""
+    from retrainflow.config import find_config
+
+    pipeline = dag_id.split("__", 1)[-1]
+    run_dir = Path(find_config(pipeline).artifact_root_uri()) / pipeline / safe_name(run_id)
+    for stage in ("pull", "validate"):
+        path = run_dir / stage / "report.json"
+        if path.is_file():
+            report = json.loads(path.read_text())
+            if not report.get("success", True):
+                return {"stage": stage, "path": str(path), **report}
+    return None

@@ -1,0 +1,809 @@
+"""The embedded local stack: Airflow 3 components and an MLflow server, no Docker.
+
+Every component runs as its own background process, started with the
+virtualenv's own ``airflow`` / ``mlflow`` executables in a new session
+(``setsid``) so that stopping it means signalling one process group:
+
+==================  ===================================================
+``api-server``      REST API v2, UI and the execution API for tasks
+``scheduler``       schedules runs; its LocalExecutor runs the tasks
+``dag-processor``   parses DAG files into the metadata database
+``triggerer``       runs deferred tasks (optional)
+``mlflow``          tracking UI / REST server (optional)
+==================  ===================================================
+
+Logs go to ``<home>/logs/<component>.log`` and process ids to
+``<home>/run/<component>.pid``. Secrets (JWT secret, API secret key, Fernet
+key) and the admin password are generated once under ``AIRFLOW_HOME`` so that
+restarts, the CLI and in-process code all agree.
+
+Nothing from Airflow is imported here: Airflow reads its configuration when
+it is first imported, so this module only computes environment variables and
+launches subprocesses.
+
+Typical use::
+
+    from retrainflow.airflow import stack
+
+    cfg = stack.StackConfig()
+    info = stack.start(cfg)          # idempotent
+    ...
+    stack.stop(cfg)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import requests
+
+from retrainflow import settings
+from retrainflow.exceptions import RetrainflowError
+
+#: The simple auth manager user created for the local stack.
+ADMIN_USER = "admin"
+
+#: Components in start order.
+START_ORDER: tuple[str, ...] = ("mlflow", "api-server", "scheduler", "dag-processor", "triggerer")
+
+#: Components in stop order. The scheduler goes first: stopping the API server
+#: first leaves task supervisors retrying and the scheduler hanging.
+STOP_ORDER: tuple[str, ...] = ("scheduler", "triggerer", "dag-processor", "api-server", "mlflow")
+
+_SECRETS_FILE = "retrainflow_secrets.json"
+_PASSWORDS_FILE = "simple_auth_manager_passwords.json"
+
+# Loggers that flood server and task logs at INFO; task logs stay at INFO.
+_QUIET_NAMESPACES = (
+    "sqlalchemy",
+    "alembic",
+    "httpx",
+    "httpcore",
+    "urllib3",
+    "botocore",
+    "boto3",
+    "s3transfer",
+    "great_expectations",
+    "mlflow",
+    "evidently",
+    "skops",
+    "matplotlib",
+    "numexpr",
+    "filelock",
+)
+
+
+class StackError(RetrainflowError):
+    """The local stack could not be started or stopped. The message names the log file."""
+
+    code = "stack_error"
+
+
+def _repo_dir(name: str) -> Path:
+    return Path(settings.__file__).resolve().parents[2] / name
+
+
+@dataclass
+class StackConfig:
+    """Where and how the local stack runs.
+
+    Fields left at ``None`` are derived from ``home`` in ``__post_init__``.
+
+    Attributes:
+        home: The retrainflow home (``RETRAINFLOW_HOME``); default
+            ``settings.paths().root``.
+        airflow_home: ``AIRFLOW_HOME``; default ``<home>/airflow``.
+        dags_folder: Folder scanned by the DAG processor; default the repo's ``dags/``.
+        plugins_folder: Airflow plugins folder; default the repo's ``plugins/``.
+        api_port: Port of the Airflow API server.
+        mlflow_port: Port of the MLflow server.
+        host: Interface both servers bind to.
+        parallelism: ``core.parallelism``; LocalExecutor pre-forks this many workers.
+        sql_alchemy_conn: Airflow metadata database; default a SQLite file under
+            ``airflow_home`` (a PostgreSQL URI works too).
+        executor: ``core.executor``.
+        mlflow_tracking_uri: What tasks use as ``MLFLOW_TRACKING_URI``; default
+            ``$MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<home>/mlflow/mlflow.db``.
+        with_mlflow_server: Also start ``mlflow server`` (UI / REST on ``mlflow_port``).
+        with_triggerer: Also start ``airflow triggerer`` (needed for deferrable tasks).
+        preload_task_libraries: Start the scheduler through
+            :mod:`retrainflow.airflow.preload`, so LocalExecutor's forked task processes
+            inherit pandas/LightGBM/MLflow/GE/Evidently instead of importing them per task.
+    """
+
+    home: Path | None = None
+    airflow_home: Path | None = None
+    dags_folder: Path = field(default_factory=lambda: _repo_dir("dags"))
+    plugins_folder: Path = field(default_factory=lambda: _repo_dir("plugins"))
+    api_port: int = 8080
+    mlflow_port: int = 5000
+    host: str = "127.0.0.1"
+    parallelism: int = 4
+    sql_alchemy_conn: str | None = None
+    executor: str = "LocalExecutor"
+    mlflow_tracking_uri: str | None = None
+    with_mlflow_server: bool = True
+    with_triggerer: bool = True
+    preload_task_libraries: bool = True
+
+    def __post_init__(self) -> None:
+        self.home = Path(self.home).expanduser().resolve() if self.home else settings.paths().root
+        p = settings.Paths(self.home)
+        self.airflow_home = (
+            Path(self.airflow_home).expanduser().resolve() if self.airflow_home else p.airflow_home
+        )
+        self.dags_folder = Path(self.dags_folder).expanduser().resolve()
+        self.plugins_folder = Path(self.plugins_folder).expanduser().resolve()
+        if not self.sql_alchemy_conn:
+            self.sql_alchemy_conn = f"sqlite:///{self.airflow_home / 'airflow.db'}"
+        if not self.mlflow_tracking_uri:
+            self.mlflow_tracking_uri = (
+                os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{p.mlflow_db}"
+            )
+
+    # Derived locations -------------------------------------------------------------------
+
+    @property
+    def paths(self) -> settings.Paths:
+        """The :class:`retrainflow.settings.Paths` under ``home``."""
+        assert self.home is not None
+        return settings.Paths(self.home)
+
+    @property
+    def log_dir(self) -> Path:
+        """``<home>/logs``: one ``<component>.log`` per background process."""
+        return self.paths.logs
+
+    @property
+    def run_dir(self) -> Path:
+        """``<home>/run``: one ``<component>.pid`` per background process."""
+        assert self.home is not None
+        return self.home / "run"
+
+    @property
+    def password_file(self) -> Path:
+        """The simple auth manager's JSON password file (``{"admin": "<password>"}``)."""
+        assert self.airflow_home is not None
+        return self.airflow_home / _PASSWORDS_FILE
+
+    @property
+    def secrets_file(self) -> Path:
+        """JSON file holding the JWT secret, API secret key and Fernet key."""
+        assert self.airflow_home is not None
+        return self.airflow_home / _SECRETS_FILE
+
+    @property
+    def airflow_url(self) -> str:
+        """Base URL of the Airflow API server (no trailing slash, no ``/api/v2``)."""
+        return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def mlflow_url(self) -> str:
+        """Base URL of the MLflow server."""
+        return f"http://{self.host}:{self.mlflow_port}"
+
+    @property
+    def mlflow_backend_uri(self) -> str:
+        """Backend store of the MLflow server: the tasks' database URI, else the home's SQLite."""
+        uri = self.mlflow_tracking_uri or ""
+        if uri.startswith(("http://", "https://", "databricks")):
+            return f"sqlite:///{self.paths.mlflow_db}"
+        return uri
+
+    @property
+    def mlflow_artifact_root(self) -> str:
+        """Artifact root of new experiments (``RETRAINFLOW_MLFLOW_ARTIFACTS`` overrides)."""
+        return (
+            os.environ.get("RETRAINFLOW_MLFLOW_ARTIFACTS") or self.paths.mlflow_artifacts.as_uri()
+        )
+
+    def components(self) -> tuple[str, ...]:
+        """The enabled components, in start order."""
+        return tuple(
+            c
+            for c in START_ORDER
+            if (c != "mlflow" or self.with_mlflow_server)
+            and (c != "triggerer" or self.with_triggerer)
+        )
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """How to reach a running stack.
+
+    Attributes:
+        airflow_url: Base URL of the Airflow API server (``/api/v2`` and ``/auth`` live below it).
+        mlflow_url: Base URL of the MLflow server, or ``None`` if it is not part of the stack.
+        username: The admin user of the simple auth manager.
+        password_file: JSON file holding the admin password.
+        log_dir: Directory with one ``<component>.log`` per process.
+        pids: Process id (= process group id) of each component.
+        started: Components this call started (empty if everything was already up).
+        startup_seconds: Wall time of the :func:`start` call.
+    """
+
+    airflow_url: str
+    mlflow_url: str | None
+    username: str
+    password_file: Path
+    log_dir: Path
+    pids: dict[str, int]
+    started: tuple[str, ...] = ()
+    startup_seconds: float = 0.0
+
+    @property
+    def password(self) -> str:
+        """The admin password, read from ``password_file``."""
+        return json.loads(self.password_file.read_text())[self.username]
+
+
+# Secrets and credentials -------------------------------------------------------------------
+
+
+def _write_once(path: Path, content: str) -> bool:
+    """Atomically create ``path`` (mode 0600) unless it exists. Returns whether it was written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(content)
+    try:
+        os.link(tmp, path)  # fails if another process created it first
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_json(path: Path) -> dict[str, str]:
+    for _ in range(20):  # a concurrent writer may still be mid-way (only without link())
+        try:
+            text = path.read_text().strip()
+            return json.loads(text or "{}")
+        except json.JSONDecodeError:
+            time.sleep(0.05)
+    raise StackError(f"{path} is not valid JSON; delete it to regenerate it.")
+
+
+def _secrets(cfg: StackConfig) -> dict[str, str]:
+    """The JWT secret, API secret key and Fernet key, generated on first use."""
+    path = cfg.secrets_file
+    if not path.exists():
+        generated = {
+            "jwt_secret": secrets.token_urlsafe(48),
+            "api_secret_key": secrets.token_urlsafe(32),
+            "fernet_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        }
+        _write_once(path, json.dumps(generated, indent=2) + "\n")
+    return _read_json(path)
+
+
+def admin_credentials(cfg: StackConfig) -> tuple[str, str]:
+    """The admin user and password of the stack, generating the password on first use.
+
+    The password is stored in :attr:`StackConfig.password_file` in the format the
+    simple auth manager reads (``{"admin": "<password>"}``).
+
+    Args:
+        cfg: The stack configuration.
+
+    Returns:
+        ``(username, password)``.
+
+    Raises:
+        StackError: The password file exists but is not valid JSON.
+    """
+    path = cfg.password_file
+    if not path.exists():
+        _write_once(path, json.dumps({ADMIN_USER: secrets.token_urlsafe(18)}) + "\n")
+    passwords = _read_json(path)
+    if ADMIN_USER not in passwords:  # file written by someone else: add our user
+        passwords[ADMIN_USER] = secrets.token_urlsafe(18)
+        path.write_text(json.dumps(passwords) + "\n")
+        path.chmod(0o600)
+    return ADMIN_USER, passwords[ADMIN_USER]
+
+
+def connection_uri(cfg: StackConfig) -> str:
+    """The Airflow connection URI of the API (``http://admin:<password>@host:port``).
+
+    Suitable for ``AIRFLOW_CONN_RETRAINFLOW_API`` and
+    :meth:`retrainflow.airflow.rest.AirflowClient.from_connection_uri`.
+    """
+    from urllib.parse import quote
+
+    user, password = admin_credentials(cfg)
+    return f"http://{quote(user, safe='')}:{quote(password, safe='')}@{cfg.host}:{cfg.api_port}"
+
+
+def airflow_env(cfg: StackConfig) -> dict[str, str]:
+    """Environment variables shared by every stack process and by in-process Airflow use.
+
+    Only the variables the stack defines are returned (merge them over
+    ``os.environ`` for a subprocess; ``os.environ.update()`` them before the first
+    ``import airflow`` for in-process use). Creates the secrets and password
+    files on first call.
+
+    Args:
+        cfg: The stack configuration.
+
+    Returns:
+        Variable name to value.
+    """
+    assert cfg.home is not None and cfg.airflow_home is not None
+    cfg.airflow_home.mkdir(parents=True, exist_ok=True)
+    keys = _secrets(cfg)
+    admin_credentials(cfg)
+    quiet = " ".join(f"{name}=WARNING" for name in _QUIET_NAMESPACES)
+    return {
+        "RETRAINFLOW_HOME": str(cfg.home),
+        "AIRFLOW_HOME": str(cfg.airflow_home),
+        # core
+        "AIRFLOW__CORE__DAGS_FOLDER": str(cfg.dags_folder),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(cfg.plugins_folder),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": cfg.executor,
+        "AIRFLOW__CORE__PARALLELISM": str(cfg.parallelism),
+        "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{cfg.airflow_url}/execution/",
+        # auth: simple auth manager, one fixed admin
+        "AIRFLOW__CORE__AUTH_MANAGER": (
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+        ),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(cfg.password_file),
+        "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt_secret"],
+        # api server
+        "AIRFLOW__API__SECRET_KEY": keys["api_secret_key"],
+        "AIRFLOW__API__BASE_URL": cfg.airflow_url,
+        "AIRFLOW__API__HOST": cfg.host,
+        "AIRFLOW__API__PORT": str(cfg.api_port),
+        "AIRFLOW__API__WORKERS": "1",
+        # database
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": str(cfg.sql_alchemy_conn),
+        # dag processor: see new files within seconds, not minutes
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+        # logging: keep task logs at INFO, silence access logs and library floods
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "AIRFLOW__LOGGING__UVICORN_LOGGING_LEVEL": "WARNING",
+        "AIRFLOW__LOGGING__NAMESPACE_LEVELS": quiet,
+        # MLflow: tasks write to the tracking store directly
+        "MLFLOW_TRACKING_URI": str(cfg.mlflow_tracking_uri),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_CONFIGURE_LOGGING": "false",
+        "DO_NOT_TRACK": "1",
+        "GX_ANALYTICS_ENABLED": "false",
+        "GIT_PYTHON_REFRESH": "quiet",
+        "PYTHONUNBUFFERED": "1",
+        # The monitoring DAG reaches the REST API with this connection (an env var set by the
+        # user wins, e.g. to point at another deployment).
+        "AIRFLOW_CONN_RETRAINFLOW_API": os.environ.get("AIRFLOW_CONN_RETRAINFLOW_API")
+        or connection_uri(cfg),
+    }
+
+
+def _process_env(cfg: StackConfig) -> dict[str, str]:
+    return {**os.environ, **airflow_env(cfg)}
+
+
+# Processes ---------------------------------------------------------------------------------
+
+
+def _bin(name: str) -> str:
+    """An executable of the running virtualenv (falls back to ``PATH``)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def _command(cfg: StackConfig, component: str) -> list[str]:
+    airflow = _bin("airflow")
+    if component == "api-server":
+        return [
+            airflow,
+            "api-server",
+            "--host",
+            cfg.host,
+            "--port",
+            str(cfg.api_port),
+            "--workers",
+            "1",
+        ]
+    if component == "scheduler":
+        if cfg.preload_task_libraries and cfg.executor == "LocalExecutor":
+            # Tasks fork from the scheduler: import their libraries once, here.
+            return [sys.executable, "-m", "retrainflow.airflow.preload", "scheduler", "--skip-serve-logs"]
+        return [airflow, "scheduler", "--skip-serve-logs"]
+    if component == "dag-processor":
+        return [airflow, "dag-processor"]
+    if component == "triggerer":
+        return [airflow, "triggerer", "--skip-serve-logs"]
+    if component == "mlflow":
+        art = cfg.mlflow_artifact_root
+        return [
+            _bin("mlflow"),
+            "server",
+            "--backend-store-uri",
+            cfg.mlflow_backend_uri,
+            "--default-artifact-root",
+            art,
+            "--artifacts-destination",
+            art,
+            "--host",
+            cfg.host,
+            "--port",
+            str(cfg.mlflow_port),
+            "--workers",
+            "1",
+        ]
+    raise ValueError(f"unknown component {component!r}")
+
+
+def _pid_file(cfg: StackConfig, component: str) -> Path:
+    return cfg.run_dir / f"{component}.pid"
+
+
+def _log_file(cfg: StackConfig, component: str) -> Path:
+    return cfg.log_dir / f"{component}.log"
+
+
+def _read_pid(cfg: StackConfig, component: str) -> int | None:
+    """The recorded pid if that process is still alive (and not a recycled pid)."""
+    path = _pid_file(cfg, component)
+    try:
+        pid = int(path.read_text().strip())
+        mtime = path.stat().st_mtime
+    except (OSError, ValueError):
+        return None
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        if proc.create_time() > mtime + 5:  # pid reused by a newer process
+            return None
+    except psutil.Error:
+        return None
+    return pid
+
+
+def _group_members(pgid: int) -> list[psutil.Process]:
+    """Live processes whose process group is ``pgid``."""
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return members
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    """The process group of ``pid`` plus all descendants (task processes use their own groups)."""
+    procs: dict[int, psutil.Process] = {p.pid: p for p in _group_members(pid)}
+    try:
+        root = psutil.Process(pid)
+        procs[root.pid] = root
+        for child in root.children(recursive=True):
+            procs[child.pid] = child
+    except psutil.Error:
+        pass
+    return list(procs.values())
+
+
+def _signal_all(procs: list[psutil.Process], pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for proc in procs:
+        try:
+            proc.send_signal(sig)
+        except psutil.Error:
+            pass
+
+
+def _terminate(pid: int, grace: float) -> None:
+    """SIGTERM the group of ``pid`` and its descendants; SIGKILL what is left after ``grace``."""
+    procs = _tree(pid)
+    _signal_all(procs, pid, signal.SIGTERM)
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    late = [p for p in _tree(pid) if p not in alive]  # children forked during shutdown
+    if alive or late:
+        _signal_all(alive + late, pid, signal.SIGKILL)
+        psutil.wait_procs(alive + late, timeout=10)
+
+
+def _launch(cfg: StackConfig, component: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    cmd = _command(cfg, component)
+    log_path = _log_file(cfg, component)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    child_env = dict(env)
+    if component == "mlflow":
+        child_env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    with open(log_path, "ab") as log:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        log.write(f"\n===== {stamp} retrainflow starts: {' '.join(cmd)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=child_env,
+            cwd=str(cfg.home),
+            start_new_session=True,
+        )
+    _pid_file(cfg, component).write_text(f"{proc.pid}\n")
+    return proc
+
+
+def _redact(uri: str) -> str:
+    """``uri`` with the password replaced by ``***``."""
+    import re
+
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", uri)
+
+
+def _migrate(cfg: StackConfig, env: dict[str, str], timeout: float) -> None:
+    log_path = _log_file(cfg, "db-migrate")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} airflow db migrate\n".encode())
+        log.flush()
+        try:
+            result = subprocess.run(
+                [_bin("airflow"), "db", "migrate"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=str(cfg.home),
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise StackError(
+                f"'airflow db migrate' took over {timeout:.0f} s; see {log_path}"
+            ) from exc
+    if result.returncode != 0:
+        raise StackError(
+            f"'airflow db migrate' failed (exit {result.returncode}); see {log_path}. "
+            f"Check AIRFLOW__DATABASE__SQL_ALCHEMY_CONN={_redact(str(cfg.sql_alchemy_conn))}."
+        )
+
+
+# Health ------------------------------------------------------------------------------------
+
+
+def airflow_health(cfg: StackConfig, timeout: float = 5) -> dict | None:
+    """``GET /api/v2/monitor/health`` of the API server, or ``None`` if it does not answer."""
+    try:
+        resp = requests.get(f"{cfg.airflow_url}/api/v2/monitor/health", timeout=timeout)
+        if resp.status_code == 200:
+            return resp.json()
+    except (requests.RequestException, ValueError):
+        pass
+    return None
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    """Whether something already accepts connections on ``host:port``."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _mlflow_ok(cfg: StackConfig, timeout: float = 5) -> bool:
+    try:
+        return requests.get(f"{cfg.mlflow_url}/health", timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _unhealthy(cfg: StackConfig) -> list[str]:
+    """Components that do not (yet) report healthy; empty when the stack is ready."""
+    waiting: list[str] = []
+    health = airflow_health(cfg)
+    if health is None:
+        waiting.append("api-server")
+    else:
+        for key, component in (
+            ("metadatabase", "api-server"),
+            ("scheduler", "scheduler"),
+            ("dag_processor", "dag-processor"),
+            ("triggerer", "triggerer"),
+        ):
+            if component not in cfg.components():
+                continue
+            if (health.get(key) or {}).get("status") != "healthy":
+                waiting.append(component)
+    if cfg.with_mlflow_server and not _mlflow_ok(cfg):
+        waiting.append("mlflow")
+    return waiting
+
+
+# Public API --------------------------------------------------------------------------------
+
+
+def status(cfg: StackConfig) -> dict[str, bool]:
+    """Whether each enabled component's recorded process is alive.
+
+    Args:
+        cfg: The stack configuration.
+
+    Returns:
+        Component name to ``True`` if its pid file names a live process.
+    """
+    return {c: _read_pid(cfg, c) is not None for c in cfg.components()}
+
+
+def _info(cfg: StackConfig, started: tuple[str, ...], t0: float) -> StackInfo:
+    return StackInfo(
+        airflow_url=cfg.airflow_url,
+        mlflow_url=cfg.mlflow_url if cfg.with_mlflow_server else None,
+        username=ADMIN_USER,
+        password_file=cfg.password_file,
+        log_dir=cfg.log_dir,
+        pids={c: pid for c in cfg.components() if (pid := _read_pid(cfg, c)) is not None},
+        started=started,
+        startup_seconds=round(time.monotonic() - t0, 1),
+    )
+
+
+def start(cfg: StackConfig, *, timeout: float = 180) -> StackInfo:
+    """Start the stack (or the components that are not running) and wait until it is healthy.
+
+    Runs ``airflow db migrate`` first, then launches each missing component in its
+    own session and waits until the API server reports healthy components and the
+    MLflow server answers ``/health``. Calling it again while the stack runs just
+    returns its :class:`StackInfo`.
+
+    Args:
+        cfg: The stack configuration.
+        timeout: Seconds to wait for the whole stack, migration included.
+
+    Returns:
+        How to reach the stack.
+
+    Raises:
+        StackError: Migration failed, a component exited early, or the stack was not
+            healthy in time. The message names the log file to read; everything this
+            call started has been stopped.
+    """
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    running = status(cfg)
+    missing = [c for c in cfg.components() if not running[c]]
+    if not missing and not _unhealthy(cfg):
+        return _info(cfg, (), t0)
+
+    for component, port in (("api-server", cfg.api_port), ("mlflow", cfg.mlflow_port)):
+        if component in missing and _port_in_use(cfg.host, port):
+            raise StackError(
+                f"Port {port} on {cfg.host} is already in use, so the {component} cannot start "
+                "there (another stack or program?). Fix: stop it or choose another port "
+                f"({'api_port' if component == 'api-server' else 'mlflow_port'})."
+            )
+
+    env = _process_env(cfg)
+    for d in (cfg.log_dir, cfg.run_dir, cfg.paths.mlflow_dir, cfg.paths.mlflow_artifacts):
+        d.mkdir(parents=True, exist_ok=True)
+
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        # The MLflow server does not need Airflow's database: start it during the migration.
+        if "mlflow" in missing:
+            procs["mlflow"] = _launch(cfg, "mlflow", env)
+        if any(c != "mlflow" for c in missing):
+            _migrate(cfg, env, timeout=max(deadline - time.monotonic(), 1))
+        for component in missing:
+            if component not in procs:
+                procs[component] = _launch(cfg, component, env)
+
+        waiting: list[str] = list(missing)
+        while True:
+            for component, proc in procs.items():
+                code = proc.poll()
+                if code is not None:
+                    raise StackError(
+                        f"The {component} process exited with code {code} during startup; "
+                        f"see {_log_file(cfg, component)}."
+                    )
+            waiting = _unhealthy(cfg)
+            if not waiting:
+                break
+            if time.monotonic() > deadline:
+                logs = ", ".join(str(_log_file(cfg, c)) for c in waiting)
+                raise StackError(
+                    f"The local stack was not healthy after {timeout:.0f} s "
+                    f"(waiting for: {', '.join(waiting)}); see {logs}."
+                )
+            time.sleep(1)
+    except BaseException:
+        for component in STOP_ORDER:
+            if component in procs:
+                _terminate(procs[component].pid, grace=15)
+                _pid_file(cfg, component).unlink(missing_ok=True)
+        raise
+    return _info(cfg, tuple(missing), t0)
+
+
+def stop(cfg: StackConfig, *, grace: float = 30) -> dict[str, bool]:
+    """Stop every component: scheduler, triggerer, dag-processor, api-server, mlflow.
+
+    Each component's process group (and any descendant that left it, such as task
+    processes) gets SIGTERM, then SIGKILL after ``grace`` seconds. Pid files are removed.
+
+    Args:
+        cfg: The stack configuration.
+        grace: Seconds to wait after SIGTERM before SIGKILL, per component.
+
+    Returns:
+        Component name to whether a running process was stopped.
+    """
+    stopped: dict[str, bool] = {}
+    for component in STOP_ORDER:
+        pid = _read_pid(cfg, component)
+        if pid is not None:
+            _terminate(pid, grace=grace)
+        stopped[component] = pid is not None
+        _pid_file(cfg, component).unlink(missing_ok=True)
+    return stopped
+
+
+def memory_mb(cfg: StackConfig) -> dict[str, float]:
+    """Proportional set size (MB) of each running component's processes (for diagnostics).
+
+    Args:
+        cfg: The stack configuration.
+
+    Returns:
+        Component name to PSS in MB (USS/RSS if PSS is unavailable), plus ``"total"``.
+    """
+    out: dict[str, float] = {}
+    for component in cfg.components():
+        pid = _read_pid(cfg, component)
+        if pid is None:
+            continue
+        total = 0
+        for proc in _tree(pid):
+            try:
+                mem = proc.memory_full_info()
+                total += getattr(mem, "pss", 0) or mem.rss
+            except psutil.Error:
+                continue
+        out[component] = round(total / 2**20, 1)
+    out["total"] = round(sum(out.values()), 1)
+    return out
+
+
+def process_count(cfg: StackConfig) -> int:
+    """Number of live processes belonging to the stack."""
+    return sum(len(_tree(pid)) for c in cfg.components() if (pid := _read_pid(cfg, c)) is not None)
+
+
+def migrate(cfg: StackConfig, *, timeout: float = 300) -> None:
+    """Create or upgrade the Airflow metadata database (``airflow db migrate``).
+
+    Raises:
+        StackError: the migration failed or timed out (names the log file).
+    """
+    _migrate(cfg, _process_env(cfg), timeout)

@@ -1,0 +1,1 @@
+"""The ``retrainflow`` command line: ``main`` wires one module per command group."""

@@ -1,0 +1,90 @@
+"""Entry point of the ``retrainflow`` command.
+
+``main`` only wires the command groups (one module each) and maps errors to
+messages: a retrainflow error prints its message and the next command to try,
+and exits 1; a traceback is shown only with ``RETRAINFLOW_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from retrainflow.exceptions import (
+    AirflowApiError,
+    ConfigError,
+    DataError,
+    ModeError,
+    PipelineNotFoundError,
+    RegistryError,
+    RetrainflowError,
+)
+
+#: Error type → what to try next.
+NEXT_STEP: dict[type[RetrainflowError], str] = {
+    ConfigError: "Fix the file, then check it with `retrainflow validate-config`.",
+    PipelineNotFoundError: "List pipelines with `retrainflow validate-config`.",
+    DataError: "Open the saved report; fix or re-seed the data (`retrainflow seed PIPELINE --until DATE`).",
+    ModeError: "Retry with `--mode stateless` (or `--mode auto`).",
+    RegistryError: "See the model's lineage with `retrainflow history PIPELINE`.",
+    AirflowApiError: "Is the stack up? `retrainflow up` starts it; logs are under $RETRAINFLOW_HOME/logs.",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from retrainflow.cli import (
+        backtest_cmd,
+        data_cmds,
+        demo_cmd,
+        model_cmds,
+        monitor_cmd,
+        stack_cmds,
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="retrainflow",
+        description="Continual training for tabular models, orchestrated by Apache Airflow.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="show progress logs of libraries too")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (demo_cmd, data_cmds, model_cmds, monitor_cmd, backtest_cmd, stack_cmds):
+        module.register(sub)
+    return parser
+
+
+def _next_step(exc: RetrainflowError) -> str | None:
+    for cls in type(exc).__mro__:
+        if cls in NEXT_STEP:
+            return NEXT_STEP[cls]  # type: ignore[index]
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+    if not args.verbose:
+        from retrainflow import settings
+
+        settings.quiet_third_party()
+    try:
+        return int(args.func(args) or 0)
+    except RetrainflowError as exc:
+        if os.environ.get("RETRAINFLOW_DEBUG"):
+            raise
+        print(f"error: {exc.message}", file=sys.stderr)
+        step = _next_step(exc)
+        if step:
+            print(f"next: {step}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Shared output helpers for CLI commands."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from retrainflow.artifacts import json_default
+
+
+def print_json(payload: Any) -> None:
+    print(json.dumps(payload, indent=2, default=json_default))
+
+
+def fmt(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) or "-"
+    try:
+        as_float = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return f"{as_float:.4f}" if "." in str(value) else str(value)
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], headers: Sequence[str] | None = None) -> None:
+    """A plain aligned text table."""
+    headers = list(headers or columns)
+    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))

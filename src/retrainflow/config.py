@@ -1,0 +1,545 @@
+"""Typed pipeline configuration: ``config/pipelines/<name>.yaml``.
+
+One YAML file is one pipeline. It loads into :class:`PipelineConfig`; every
+field states its constraint next to it, unknown keys are refused, and every
+error names the file and the dotted field path, e.g.::
+
+    The field 'evaluation.primary_metric' in config/pipelines/flights.yaml:
+    must be one of ['accuracy', 'f1', 'log_loss', 'roc_auc']; got 'acc'.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from retrainflow import settings
+from retrainflow.exceptions import ConfigError, PipelineNotFoundError
+
+TaskType = Literal["binary_classification", "regression"]
+Mode = Literal["stateless", "warm_start", "auto"]
+
+CLASSIFICATION_METRICS = ("roc_auc", "log_loss", "accuracy", "f1", "brier")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+#: Metrics where a smaller value is better.
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
+
+_NAME_RE = r"^[a-z][a-z0-9_]{0,62}$"
+
+
+def _valid_schedule(v: str | None) -> str | None:
+    """A cron expression, an Airflow preset, or None."""
+    if v is None:
+        return v
+    presets = {"@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@continuous"}
+    if v in presets or len(v.split()) == 5:
+        return v
+    raise ValueError(f"must be a cron expression or one of {sorted(presets)}; got {v!r}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParquetSourceConfig(_Strict):
+    """Local Parquet lake partitioned by ``date=YYYY-MM-DD``."""
+
+    kind: Literal["parquet"] = "parquet"
+    #: Directory of the partitions; relative paths are under ``$RETRAINFLOW_HOME/lake``.
+    path: str
+
+    def resolved_path(self) -> Path:
+        p = Path(self.path).expanduser()
+        return p if p.is_absolute() else settings.paths().lake / p
+
+
+class S3SourceConfig(_Strict):
+    """Parquet partitions ``<prefix>/date=YYYY-MM-DD/*.parquet`` in an S3 bucket."""
+
+    kind: Literal["s3"]
+    bucket: str = Field(min_length=3)
+    prefix: str = ""
+    #: For S3-compatible stores (MinIO, a local endpoint); ``None`` means AWS.
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+
+
+class SqlSourceConfig(_Strict):
+    """A SQL table (any SQLAlchemy URL); the window is a ``WHERE`` on the time column."""
+
+    kind: Literal["sql"]
+    #: SQLAlchemy URL; ``${VAR}`` is expanded from the environment.
+    url: str
+    table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+SourceConfig = Annotated[
+    ParquetSourceConfig | S3SourceConfig | SqlSourceConfig, Field(discriminator="kind")
+]
+
+
+class FeaturesConfig(_Strict):
+    """Model inputs. Derived calendar features come from the time column."""
+
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    #: Calendar parts of the time column to add as numeric features.
+    time_parts: list[Literal["hour", "day_of_week", "month", "day_of_year"]] = Field(
+        default_factory=list
+    )
+
+    @model_validator(mode="after")
+    def _not_empty_no_overlap(self) -> FeaturesConfig:
+        if not (self.numeric or self.categorical or self.time_parts):
+            raise ValueError("at least one numeric, categorical or time_parts feature is required")
+        both = set(self.numeric) & set(self.categorical)
+        if both:
+            raise ValueError(f"columns listed as both numeric and categorical: {sorted(both)}")
+        for group in (self.numeric, self.categorical):
+            dup = {c for c in group if group.count(c) > 1}
+            if dup:
+                raise ValueError(f"columns listed twice: {sorted(dup)}")
+        return self
+
+    @property
+    def raw_columns(self) -> list[str]:
+        """Columns the model reads from a raw row."""
+        return [*self.numeric, *self.categorical]
+
+
+class ColumnExpectation(_Strict):
+    """Expectations on one column (checked with Great Expectations)."""
+
+    nullable: bool = True
+    min: float | None = None
+    max: float | None = None
+    allowed: list[str | int] | None = None
+    #: ``int``, ``float``, ``str``, ``bool`` or ``datetime``; checked against the data's dtype.
+    type: Literal["int", "float", "str", "bool", "datetime"] | None = None
+    #: When this many percent of rows may be null before it is a failure (nullable columns only).
+    max_null_fraction: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _range(self) -> ColumnExpectation:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class ExpectationsConfig(_Strict):
+    """What a valid data window looks like."""
+
+    min_rows: int = Field(default=1, ge=1)
+    #: Columns other than features, target and time column that may appear.
+    allow_extra_columns: bool = False
+    columns: dict[str, ColumnExpectation] = Field(default_factory=dict)
+
+
+class WarmStartConfig(_Strict):
+    """How a warm start continues the champion."""
+
+    #: Fraction of the new rows' count to sample from older data (against forgetting).
+    replay_fraction: float = Field(default=0.0, ge=0, le=10)
+    #: How many days of data before the parent's window end the replay sample comes from.
+    replay_days: int = Field(default=60, ge=1)
+    #: ``auto`` mode: a full stateless fit after this many consecutive warm starts.
+    max_warm_starts: int = Field(default=4, ge=0)
+    #: LightGBM: boosting rounds added per warm start.
+    num_boost_round: int = Field(default=50, ge=1)
+
+
+LIGHTGBM_PARAMS = frozenset(
+    {
+        "n_estimators",
+        "learning_rate",
+        "num_leaves",
+        "max_depth",
+        "min_child_samples",
+        "min_data_in_leaf",
+        "feature_fraction",
+        "bagging_fraction",
+        "bagging_freq",
+        "lambda_l1",
+        "lambda_l2",
+        "min_gain_to_split",
+        "max_bin",
+        "seed",
+        "num_threads",
+        "colsample_bytree",
+        "subsample",
+        "reg_alpha",
+        "reg_lambda",
+        "cat_smooth",
+        "max_cat_to_onehot",
+        "is_unbalance",
+        "scale_pos_weight",
+        "verbosity",
+        "deterministic",
+        "force_col_wise",
+    }
+)
+
+ESTIMATORS = ("lightgbm", "sgd", "random_forest", "hist_gradient_boosting")
+#: Estimators that can continue a fitted model on new rows.
+WARM_STARTABLE = frozenset({"lightgbm", "sgd"})
+
+
+class TrainingConfig(_Strict):
+    """What is trained and how."""
+
+    estimator: Literal["lightgbm", "sgd", "random_forest", "hist_gradient_boosting"] = "lightgbm"
+    #: Hyperparameters of the estimator (checked against the estimator's own names).
+    params: dict[str, int | float | str | bool] = Field(default_factory=dict)
+    mode: Mode = "auto"
+    #: Days of data in a stateless training window.
+    window_days: int = Field(default=60, ge=1)
+    warm_start: WarmStartConfig = Field(default_factory=WarmStartConfig)
+    random_seed: int = 42
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainingConfig:
+        if self.mode == "warm_start" and self.estimator not in WARM_STARTABLE:
+            raise ValueError(
+                f"mode 'warm_start' needs an estimator that can continue training "
+                f"({sorted(WARM_STARTABLE)}); '{self.estimator}' cannot"
+            )
+        known = _estimator_param_names(self.estimator)
+        unknown = sorted(set(self.params) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown hyperparameter(s) {unknown} for estimator '{self.estimator}'"
+            )
+        return self
+
+
+def _estimator_param_names(estimator: str) -> frozenset[str]:
+    if estimator == "lightgbm":
+        return LIGHTGBM_PARAMS
+    # scikit-learn's own parameter names, without importing sklearn at config time.
+    common = {"random_state"}
+    names = {
+        "sgd": {"alpha", "l1_ratio", "penalty", "max_iter", "tol", "eta0", "learning_rate",
+                "average", "class_weight", "epsilon", "power_t"},
+        "random_forest": {"n_estimators", "max_depth", "min_samples_leaf", "min_samples_split",
+                          "max_features", "class_weight", "n_jobs", "max_samples", "bootstrap"},
+        "hist_gradient_boosting": {"max_iter", "learning_rate", "max_leaf_nodes", "max_depth",
+                                   "min_samples_leaf", "l2_regularization", "max_bins",
+                                   "early_stopping", "class_weight"},
+    }[estimator]
+    return frozenset(names | common)
+
+
+class EvaluationConfig(_Strict):
+    """The gate a challenger must pass before it becomes champion."""
+
+    primary_metric: str = "roc_auc"
+    #: The challenger must beat the champion's primary metric by at least this much.
+    min_delta: float = 0.0
+    #: Metric -> tolerance: the challenger may be worse than the champion by at most this.
+    guardrails: dict[str, float] = Field(default_factory=dict)
+    #: Metric -> absolute floor (ceiling for lower-is-better metrics) the challenger must meet.
+    floors: dict[str, float] = Field(default_factory=dict)
+    #: Categorical columns whose per-value metrics are reported.
+    slices: list[str] = Field(default_factory=list)
+    #: The newest days of the window, held out from training for the comparison.
+    holdout_days: int = Field(default=7, ge=1)
+    #: Slices with fewer rows are not reported.
+    min_slice_rows: int = Field(default=200, ge=1)
+
+
+STAT_TESTS = (
+    "ks", "psi", "wasserstein", "jensenshannon", "kl_div", "chisquare", "z", "anderson",
+    "cramer_von_mises", "hellinger", "energy", "mannw", "t_test", "TVD", "empirical_mmd",
+)
+
+
+class DriftTestConfig(_Strict):
+    """One Evidently statistical test and its threshold (None = Evidently's default)."""
+
+    method: Literal[STAT_TESTS] | None = None  # type: ignore[valid-type]
+    threshold: float | None = Field(default=None, gt=0)
+
+
+class DriftConfig(_Strict):
+    """How feature drift is measured (with Evidently)."""
+
+    #: Test for every column without its own entry; None lets Evidently pick by type and size.
+    method: Literal[STAT_TESTS] | None = None  # type: ignore[valid-type]
+    threshold: float | None = Field(default=None, gt=0)
+    #: Per-column overrides.
+    columns: dict[str, DriftTestConfig] = Field(default_factory=dict)
+    #: The data set drifts when at least this share of columns drift.
+    share_threshold: float = Field(default=0.5, gt=0, le=1)
+    #: Any of these drifting counts as drift, whatever the share.
+    key_features: list[str] = Field(default_factory=list)
+    #: Drift share at or above which the retrain is stateless instead of a warm start.
+    severe_share: float = Field(default=0.8, gt=0, le=1)
+
+
+class PolicyConfig(_Strict):
+    """When the monitoring DAG triggers a retrain, and the hygiene around it."""
+
+    #: Rules that may trigger: drift, performance, volume, staleness (on demand is always allowed).
+    triggers: list[Literal["drift", "performance", "volume", "staleness"]] = Field(
+        default_factory=lambda: ["drift", "performance"]
+    )
+    #: performance: drop of the primary metric vs the champion's gate-time value.
+    performance_drop: float = Field(default=0.02, ge=0)
+    #: volume: new labelled rows since the champion's data end.
+    min_new_rows: int = Field(default=50_000, ge=1)
+    #: staleness: days since the champion's data end.
+    max_staleness_days: int = Field(default=30, ge=1)
+    #: No new trigger within this many hours of the last one.
+    cooldown_hours: float = Field(default=24, ge=0)
+    #: Drift must be seen in M of the last N checks (this one included).
+    drift_m: int = Field(default=1, ge=1)
+    drift_n: int = Field(default=1, ge=1)
+    max_retrains_per_week: int = Field(default=7, ge=0)
+    #: Fewer current rows than this: no drift or performance decision.
+    min_samples: int = Field(default=500, ge=1)
+    #: Mode of a triggered retrain; None = ``training.mode`` (a schema change or severe
+    #: drift makes it stateless either way).
+    mode: Literal["stateless", "warm_start", "auto"] | None = None
+
+    @model_validator(mode="after")
+    def _m_of_n(self) -> PolicyConfig:
+        if self.drift_m > self.drift_n:
+            raise ValueError(f"drift_m ({self.drift_m}) cannot exceed drift_n ({self.drift_n})")
+        return self
+
+
+class MonitoringConfig(_Strict):
+    """The ``monitor__<pipeline>`` DAG: drift, performance, and the trigger policy."""
+
+    enabled: bool = True
+    #: Airflow schedule of the monitoring DAG.
+    schedule: str | None = "@daily"
+    #: Days of newest data in one check: ``[date - current_days, date)``.
+    current_days: int = Field(default=1, ge=1)
+    #: Rows sampled from the champion's training data as the reference.
+    reference_rows: int = Field(default=20_000, ge=100)
+    #: Rows sampled from the current window (None = all).
+    current_rows: int | None = Field(default=None, ge=100)
+    #: Labels arrive this many days after the event: newer rows have no label yet.
+    label_delay_days: int = Field(default=0, ge=0)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+
+    _check_schedule = field_validator("schedule")(lambda cls, v: _valid_schedule(v))
+
+
+class PipelineConfig(_Strict):
+    """One pipeline: data source, features, training, gate and promotion."""
+
+    name: str = Field(pattern=_NAME_RE)
+    description: str = ""
+    task: TaskType
+    #: Label column; binary targets hold 0/1 (or booleans).
+    target: str = Field(min_length=1)
+    #: Event-time column; windows and partitions are by this column's date.
+    time_column: str = Field(min_length=1)
+    source: SourceConfig
+    features: FeaturesConfig
+    expectations: ExpectationsConfig = Field(default_factory=ExpectationsConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    promotion: Literal["auto", "manual"] = "auto"
+    #: Airflow schedule of the retraining DAG (cron, preset such as ``@weekly``, or null).
+    schedule: str | None = None
+    #: Where stage artifacts go; default ``$RETRAINFLOW_HOME/artifacts``; ``s3://`` allowed.
+    artifact_root: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: str | None) -> str | None:
+        return _valid_schedule(v)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> PipelineConfig:
+        allowed = CLASSIFICATION_METRICS if self.task == "binary_classification" else REGRESSION_METRICS
+        ev = self.evaluation
+        if ev.primary_metric not in allowed:
+            raise _FieldError(
+                "evaluation.primary_metric",
+                f"must be one of {sorted(allowed)} for task '{self.task}'; got '{ev.primary_metric}'",
+            )
+        for section in ("guardrails", "floors"):
+            for metric in getattr(ev, section):
+                if metric not in allowed:
+                    raise _FieldError(
+                        f"evaluation.{section}.{metric}",
+                        f"unknown metric for task '{self.task}'; use one of {sorted(allowed)}",
+                    )
+        roles = {self.target: "target", self.time_column: "time_column"}
+        for col in self.features.raw_columns:
+            if col in roles:
+                raise _FieldError("features", f"'{col}' is the {roles[col]}; it cannot be a feature")
+        for i, col in enumerate(ev.slices):
+            if col not in self.features.categorical:
+                raise _FieldError(
+                    f"evaluation.slices[{i}]", f"'{col}' must be one of features.categorical"
+                )
+        known = set(self.features.raw_columns)
+        drift = self.monitoring.drift
+        for i, col in enumerate(drift.key_features):
+            if col not in known:
+                raise _FieldError(f"monitoring.drift.key_features[{i}]", f"'{col}' is not a feature")
+        for col in drift.columns:
+            if col not in known:
+                raise _FieldError(f"monitoring.drift.columns.{col}", f"'{col}' is not a feature")
+        return self
+
+    # -- helpers used across stages -------------------------------------------------
+    @property
+    def lower_is_better(self) -> bool:
+        return self.evaluation.primary_metric in LOWER_IS_BETTER
+
+    @property
+    def required_columns(self) -> list[str]:
+        """Columns every window must carry."""
+        return [self.time_column, self.target, *self.features.raw_columns]
+
+    @property
+    def holdout(self) -> timedelta:
+        return timedelta(days=self.evaluation.holdout_days)
+
+    def artifact_root_uri(self) -> str:
+        if self.artifact_root:
+            return self.artifact_root
+        return str(settings.paths().artifacts)
+
+    @property
+    def registered_model_name(self) -> str:
+        return self.name
+
+    @property
+    def retrain_dag_id(self) -> str:
+        return f"retrain__{self.name}"
+
+    @property
+    def monitor_dag_id(self) -> str:
+        return f"monitor__{self.name}"
+
+
+class _FieldError(ValueError):
+    """A cross-field error that knows its own field path."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(value: Any) -> Any:
+    import os
+
+    if isinstance(value, str):
+        return _ENV_RE.sub(lambda m: os.environ.get(m.group(1), m.group(0)), value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    return value
+
+
+def _loc_to_field(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in {"parquet", "s3", "sql"} and out == "source":
+            continue  # discriminated-union tag, not a user-visible field
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def parse_config(data: Any, *, file: Path | str = "<config>") -> PipelineConfig:
+    """Validate an already-parsed YAML mapping.
+
+    Raises:
+        ConfigError: naming ``file`` and the first offending field.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError("must be a YAML mapping of pipeline settings", file=file)
+    try:
+        return PipelineConfig.model_validate(_expand_env(data))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        ctx_err = (err.get("ctx") or {}).get("error")
+        if isinstance(ctx_err, _FieldError):
+            raise ConfigError(ctx_err.message + ".", file=file, field=ctx_err.field) from None
+        field = _loc_to_field(tuple(err["loc"]))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling against the documented schema)"
+        elif err["type"] == "missing":
+            msg = "is required but missing"
+        elif err["type"] == "literal_error":
+            msg = f"{msg}; got {err.get('input')!r}"
+        msg = msg.removeprefix("Value error, ")
+        more = len(exc.errors()) - 1
+        if more:
+            msg += f" (and {more} more problem{'s' if more > 1 else ''})"
+        raise ConfigError(msg + ("" if msg.endswith(".") else "."), file=file, field=field or None) from None
+
+
+def load_config(path: Path | str) -> PipelineConfig:
+    """Load and validate one pipeline YAML file; its ``name`` must equal the file stem."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot be read: {exc.strerror}", file=path) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"is not valid YAML: {exc}", file=path) from None
+    cfg = parse_config(data, file=path)
+    if cfg.name != path.stem:
+        raise ConfigError(
+            f"must equal the file name '{path.stem}'; got '{cfg.name}'", file=path, field="name"
+        )
+    return cfg
+
+
+def config_paths(directory: Path | None = None) -> list[Path]:
+    """All pipeline YAML files, sorted by name."""
+    directory = directory or settings.config_dir()
+    if not directory.is_dir():
+        return []
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+
+
+def load_all(directory: Path | None = None) -> list[PipelineConfig]:
+    """Load every pipeline config; the first invalid one raises :class:`ConfigError`."""
+    return [load_config(p) for p in config_paths(directory)]
+
+
+def find_config(name: str, directory: Path | None = None) -> PipelineConfig:
+    """The config of pipeline ``name``.
+
+    Raises:
+        PipelineNotFoundError: listing the pipelines that do exist.
+    """
+    directory = directory or settings.config_dir()
+    for suffix in (".yaml", ".yml"):
+        path = directory / f"{name}{suffix}"
+        if path.is_file():
+            return load_config(path)
+    known = [p.stem for p in config_paths(directory)]
+    raise PipelineNotFoundError(
+        f"No pipeline named '{name}' in {directory}; known pipelines: {known or 'none'}. "
+        f"Add {directory / (name + '.yaml')} to create it.",
+        pipeline=name,
+    )

@@ -1,0 +1,247 @@
+"""The monitoring check: drift and performance with Evidently, then the trigger policy.
+
+For a check at ``check_date`` (exclusive end):
+
+* **reference** = the rows the champion was trained on, found through its
+  lineage tags (``data_start``/``data_end``), sampled to ``reference_rows``;
+* **current** = ``[check_date - current_days, check_date)``; rows newer than
+  ``check_date - label_delay_days`` have no label yet (performance and target
+  drift use only the labelled ones);
+* the champion scores both (prediction drift) and Evidently measures feature
+  drift per column, prediction drift, target drift and performance;
+* the :mod:`retrainflow.policy` decides from this check, the ledger of earlier
+  checks and whether a retrain is already active;
+* a positive decision starts ``retrain__<pipeline>`` through the REST API
+  (:class:`~retrainflow.airflow.trigger.RetrainTrigger`) with a run id derived
+  from this check's run id — a retried check never triggers twice.
+
+The HTML report and the JSON summary are saved in the artifact store and
+logged to the MLflow experiment ``<pipeline>-monitoring``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from retrainflow import settings
+from retrainflow.artifacts import ArtifactStore, safe_name
+from retrainflow.config import LOWER_IS_BETTER
+from retrainflow.data.sources import make_source
+from retrainflow.manifest import Manifest
+from retrainflow.monitoring.ledger import CheckLedger, LedgerEntry
+from retrainflow.policy import ChampionInfo, CheckResult, PolicyState, decide
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from retrainflow.config import PipelineConfig
+    from retrainflow.registry import Registry, VersionInfo
+
+log = logging.getLogger(__name__)
+STAGE = "monitor"
+
+
+class Trigger(Protocol):
+    """What the check needs from whoever can start a retrain run."""
+
+    def active_runs(self) -> list[str]: ...
+
+    def trigger(self, run_id: str, conf: dict[str, Any]) -> str: ...
+
+
+@dataclass(frozen=True)
+class MonitorContext(Manifest):
+    pipeline: str
+    run_id: str
+    #: Exclusive end of the checked window (ISO date).
+    check_date: str
+    on_demand: bool = False
+    #: False: decide but start nothing (``retrainflow monitor --no-trigger``).
+    trigger_enabled: bool = True
+
+
+@dataclass(frozen=True)
+class MonitorManifest(Manifest):
+    context: MonitorContext
+    champion_version: str | None
+    check: dict[str, Any]
+    drift: dict[str, Any]
+    decision: dict[str, Any]
+    report_uri: str | None
+    summary_uri: str
+    triggered_run_id: str | None = None
+    trigger_status: str = "not triggered"
+    mlflow_run_id: str | None = None
+    explain: list[str] = field(default_factory=list)
+
+
+def retrain_run_id(monitor_run_id: str) -> str:
+    """The retrain run id a check would start (deterministic: retries reuse it)."""
+    return f"monitor__{safe_name(monitor_run_id)}"[:250]
+
+
+def _reference(config: PipelineConfig, source: Any, champion: VersionInfo) -> pd.DataFrame:
+    import pandas as pd
+
+    start = date.fromisoformat(champion.tags.get("data_start") or champion.tags["window_start"])
+    end = date.fromisoformat(champion.tags["data_end"])
+    frame = source.read_window(start, end)
+    if len(frame) > config.monitoring.reference_rows:
+        frame = frame.sample(n=config.monitoring.reference_rows, random_state=config.training.random_seed)
+    return frame.reset_index(drop=True) if len(frame) else pd.DataFrame()
+
+
+def run(config: PipelineConfig, context: MonitorContext, *, registry: Registry,
+        store: ArtifactStore | None = None, trigger: Trigger | None = None,
+        now: datetime | None = None) -> MonitorManifest:
+    """Run one monitoring check; may start a retrain through ``trigger``.
+
+    Raises:
+        AirflowApiError: the trigger was refused (credentials, missing or paused DAG, bad conf).
+    """
+    import numpy as np
+    import pandas as pd
+
+    from retrainflow.monitoring.drift import compute_drift, save
+    from retrainflow.stages.pull import schema_diff, schema_of
+
+    store = store or ArtifactStore(config.artifact_root_uri())
+    out = store.stage(config.name, context.run_id, STAGE)
+    mon = config.monitoring
+    end = date.fromisoformat(context.check_date)
+    # Policy time is the check's data time, not the wall clock: a replay of old data (the demo,
+    # a backtest) gets the same cooldowns and staleness as the live check would have.
+    now = now or datetime.combine(end, datetime.min.time(), tzinfo=UTC)
+    start = end - timedelta(days=mon.current_days)
+    label_cutoff = end - timedelta(days=mon.label_delay_days)
+    source = make_source(config)
+    current = source.read_window(start, end)
+    if mon.current_rows and len(current) > mon.current_rows:
+        current = current.sample(n=mon.current_rows, random_state=config.training.random_seed)
+    champion = registry.champion(config.registered_model_name)
+    ledger = CheckLedger(config.artifact_root_uri(), config.name)
+
+    drift_summary: dict[str, Any] = {}
+    report_uri = None
+    metric = None
+    labelled_rows = 0
+    schema_changed = False
+    if champion is not None and len(current):
+        reference = _reference(config, source, champion)
+        model = registry.load_model(config.registered_model_name, champion.version)
+        ts = pd.to_datetime(current[config.time_column])
+        labelled_mask = (ts < pd.Timestamp(label_cutoff)).to_numpy()
+        labelled_rows = int(labelled_mask.sum())
+        current_for_drift = current.copy()
+        if not labelled_mask.all():
+            current_for_drift.loc[~labelled_mask, config.target] = np.nan
+        result = compute_drift(
+            config, reference, current_for_drift, seed=config.training.random_seed,
+            reference_scores=model.predict(reference) if len(reference) else None,
+            current_scores=model.predict(current),
+            labelled=labelled_rows > 0,
+        )
+        paths = save(result, out)
+        report_uri = paths.get("html")
+        drift_summary = result.summary()
+        perf = result.performance or {}
+        metric = perf.get(config.evaluation.primary_metric)
+        schema_changed = schema_diff(champion.schema, schema_of(current)) is not None
+        drift_share, drifted, dataset_drift = result.drift_share, list(result.drifted_columns), result.dataset_drift
+        prediction_drift = None if result.prediction_drift is None else bool(result.prediction_drift.drifted)
+    else:
+        drift_share, drifted, dataset_drift, prediction_drift = None, [], None, None
+    summary_path = out.write_json("monitor_summary.json", {"drift": drift_summary})
+
+    check = CheckResult(
+        checked_at=now.isoformat(timespec="seconds"), current_rows=len(current),
+        labelled_rows=labelled_rows, drift_share=drift_share, drifted_columns=drifted,
+        dataset_drift=dataset_drift, prediction_drift=prediction_drift,
+        metric=None if metric is None else float(metric), schema_changed=schema_changed,
+    )
+    champion_info = ChampionInfo(
+        version=champion.version if champion else None,
+        gate_metric=_float(champion.tags.get("challenger_metric")) if champion else None,
+        data_end=champion.data_end if champion else None,
+        lower_is_better=config.evaluation.primary_metric in LOWER_IS_BETTER,
+    )
+    new_rows = 0
+    if champion is not None and champion.data_end:
+        new_rows = source.count_rows(date.fromisoformat(champion.data_end), label_cutoff)
+    # Single flight: another retrain is active. The run this very check started on an
+    # earlier attempt does not count, so a retried check re-confirms it (409) instead.
+    own = retrain_run_id(context.run_id)
+    active = trigger is not None and any(r != own for r in trigger.active_runs())
+    state = PolicyState(previous_checks=ledger.previous_checks(exclude_run_id=context.run_id),
+                        trigger_times=ledger.trigger_times(exclude_run_id=context.run_id), retrain_active=active,
+                        new_labelled_rows_since_champion=new_rows)
+    decision = decide(config, check, champion_info, state, now=now, on_demand=context.on_demand)
+
+    triggered_run_id, status = None, "not triggered"
+    if decision.trigger and context.trigger_enabled and trigger is not None:
+        triggered_run_id = retrain_run_id(context.run_id)
+        conf = {
+            "mode": decision.mode, "reason": "monitor: " + ",".join(decision.reasons),
+            "reason_codes": decision.reasons, "window_end": context.check_date,
+            "details": {"monitor_run_id": context.run_id, "report_uri": report_uri,
+                        "drift_share": drift_share, "drifted_columns": drifted[:20],
+                        "metric": check.metric, "mode_reason": decision.mode_reason},
+        }
+        status = trigger.trigger(triggered_run_id, conf)
+    elif decision.trigger:
+        status = "trigger disabled" if not context.trigger_enabled else "no trigger configured"
+
+    ledger.record(LedgerEntry(run_id=context.run_id, check=check, decision=decision.to_dict(),
+                              triggered_run_id=triggered_run_id,
+                              triggered_at=check.checked_at if triggered_run_id else None))
+    mlflow_run_id = _log_to_mlflow(config, context, check, decision.to_dict(), drift_summary,
+                                   [p for p in (report_uri, str(summary_path)) if p], registry)
+    manifest = MonitorManifest(
+        context=context, champion_version=champion_info.version, check=check.to_dict(),
+        drift=drift_summary, decision=decision.to_dict(), report_uri=report_uri,
+        summary_uri=str(summary_path), triggered_run_id=triggered_run_id, trigger_status=status,
+        mlflow_run_id=mlflow_run_id, explain=decision.explain().splitlines(),
+    )
+    out.write_json("manifest.json", manifest.to_dict())
+    log.info("monitor %s @ %s: drift share %s, metric %s -> %s %s", config.name, context.check_date,
+             drift_share, check.metric, "TRIGGER" if decision.trigger else "no retrain",
+             ",".join(decision.reasons or decision.blocked_by))
+    return manifest
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _log_to_mlflow(config: PipelineConfig, context: MonitorContext, check: CheckResult,
+                   decision: dict[str, Any], drift: dict[str, Any], files: list[str],
+                   registry: Registry) -> str:
+    """One run per check in experiment ``<pipeline>-monitoring``: the check's history."""
+    import mlflow
+
+    with registry.tracking():
+        name = f"{config.name}-monitoring"
+        if mlflow.get_experiment_by_name(name) is None:
+            mlflow.create_experiment(name, artifact_location=settings.mlflow_artifact_location())
+        mlflow.set_experiment(name)
+        with mlflow.start_run(run_name=context.run_id, tags={
+            "check_date": context.check_date, "trigger": str(decision.get("trigger")),
+            "reasons": ",".join(decision.get("reasons", [])),
+        }) as run:
+            metrics = {"current_rows": check.current_rows, "labelled_rows": check.labelled_rows,
+                       "triggered": float(bool(decision.get("trigger")))}
+            if check.drift_share is not None:
+                metrics["drift_share"] = check.drift_share
+            if check.metric is not None:
+                metrics[f"champion_{config.evaluation.primary_metric}"] = check.metric
+            mlflow.log_metrics(metrics)
+            mlflow.log_dict(decision, "decision.json")
+            for path in files:
+                mlflow.log_artifact(path, artifact_path="report")
+            return run.info.run_id

@@ -1,0 +1,182 @@
+"""Stage 6 — promote: log to MLflow, register with lineage, move the aliases.
+
+The challenger is logged as an MLflow pyfunc model (transformer + estimator,
+with retrainflow's code packaged beside it), registered as a new version of
+the pipeline's model with lineage tags, and given the alias ``challenger``.
+``champion`` moves only when the verdict passed, and — with
+``promotion: manual`` — only after a person approved it (:func:`approve`).
+
+Idempotent: a retried promote finds the version its run already registered
+(tag ``retrain_run_id``) instead of registering a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from retrainflow import settings
+from retrainflow.artifacts import ArtifactStore
+from retrainflow.manifest import (
+    FeaturesManifest,
+    PromoteManifest,
+    PullManifest,
+    TrainManifest,
+    Verdict,
+)
+from retrainflow.stages.train import load_model
+
+if TYPE_CHECKING:
+    from retrainflow.config import PipelineConfig
+    from retrainflow.registry import Registry
+
+log = logging.getLogger(__name__)
+STAGE = "promote"
+_SERVING_PACKAGES = ("lightgbm", "scikit-learn", "pandas", "numpy", "pyarrow", "cloudpickle", "mlflow")
+
+
+def serving_requirements() -> list[str]:
+    """Pinned requirements of the pyfunc model (explicit: inference costs ~8 s a call)."""
+    out = []
+    for name in _SERVING_PACKAGES:
+        try:
+            out.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def lineage_tags(config: PipelineConfig, pulled: PullManifest, trained: TrainManifest,
+                 verdict: Verdict) -> dict[str, str]:
+    """The tags that make a version's history answerable from the registry alone."""
+    ctx = pulled.context
+    tags: dict[str, Any] = {
+        "pipeline": config.name,
+        "retrain_run_id": ctx.run_id,
+        "dag_run_id": ctx.dag_run_id or "",
+        "trigger_reason": ctx.trigger_reason,
+        "requested_mode": ctx.requested_mode,
+        "mode": pulled.mode,
+        "mode_reason": pulled.mode_reason,
+        "parent_version": pulled.parent_version or "",
+        "estimator": trained.estimator,
+        "window_start": pulled.train.start,
+        "window_end": pulled.train.end,
+        # A warm start covers its parent's data too; promote() widens this to the parent's start.
+        "data_start": pulled.train.start,
+        "data_end": pulled.train.end,
+        "holdout_start": pulled.holdout.start,
+        "holdout_end": pulled.holdout.end,
+        "train_fingerprint": pulled.train.fingerprint,
+        "holdout_fingerprint": pulled.holdout.fingerprint,
+        "rows": trained.rows,
+        "new_rows": pulled.new_rows,
+        "replay_rows": pulled.replay_rows,
+        "train_cpu_seconds": trained.train_cpu_seconds,
+        "train_wall_seconds": trained.train_wall_seconds,
+        "peak_rss_mb": trained.peak_rss_mb,
+        "warm_starts_since_full": pulled.warm_starts_since_full,
+        "schema": json.dumps(pulled.schema, sort_keys=True),
+        "gate_passed": "true" if verdict.passed else "false",
+        "primary_metric": verdict.primary_metric,
+        "challenger_metric": verdict.challenger[verdict.primary_metric],
+        "champion_metric": "" if verdict.champion is None else verdict.champion[verdict.primary_metric],
+        "champion_at_evaluation": verdict.champion_version or "",
+    }
+    return {k: ("" if v is None else str(v)) for k, v in tags.items()}
+
+
+def _log_run(config: PipelineConfig, pulled: PullManifest, features: FeaturesManifest,
+             trained: TrainManifest, verdict: Verdict, registry: Registry) -> tuple[str, str]:
+    """Create the MLflow run with params, metrics, reports and the model; returns (run id, model uri)."""
+    import mlflow
+
+    from retrainflow.pyfunc import PyfuncModel
+
+    with registry.tracking():
+        if mlflow.get_experiment_by_name(config.name) is None:
+            mlflow.create_experiment(config.name, artifact_location=settings.mlflow_artifact_location())
+        mlflow.set_experiment(config.name)
+        ctx = pulled.context
+        with mlflow.start_run(run_name=ctx.run_id, tags={"retrain_run_id": ctx.run_id,
+                                                         "trigger_reason": ctx.trigger_reason,
+                                                         "mode": pulled.mode}) as run:
+            mlflow.log_params({
+                "mode": pulled.mode, "estimator": trained.estimator, "window_start": pulled.train.start,
+                "window_end": pulled.train.end, "holdout_days": config.evaluation.holdout_days,
+                "parent_version": pulled.parent_version or "none", "rows": trained.rows,
+                "features": len(features.feature_names),
+                **{f"param_{k}": v for k, v in trained.params.items()},
+            })
+            metrics = {f"holdout_{k}": v for k, v in verdict.challenger.items() if _finite(v)}
+            if verdict.champion:
+                metrics.update({f"champion_{k}": v for k, v in verdict.champion.items() if _finite(v)})
+            metrics.update({"train_cpu_seconds": trained.train_cpu_seconds,
+                            "train_wall_seconds": trained.train_wall_seconds,
+                            "peak_rss_mb": trained.peak_rss_mb, "gate_passed": float(verdict.passed)})
+            mlflow.log_metrics(metrics)
+            for report in (pulled.report_uri, verdict.report_uri):
+                if Path(report).is_file():
+                    mlflow.log_artifact(report, artifact_path="reports")
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=PyfuncModel(load_model(trained)),
+                pip_requirements=serving_requirements(),
+                code_paths=[str(Path(__file__).resolve().parents[1])],
+            )
+            return run.info.run_id, info.model_uri
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def run(config: PipelineConfig, pulled: PullManifest, features: FeaturesManifest,
+        trained: TrainManifest, verdict: Verdict, *, registry: Registry,
+        store: ArtifactStore | None = None) -> PromoteManifest:
+    """Register the challenger and, if the gate passed (and policy is auto), crown it."""
+    store = store or ArtifactStore(config.artifact_root_uri())
+    out = store.stage(config.name, pulled.context.run_id, STAGE)
+    name = config.registered_model_name
+    version = registry.find_by_run(name, pulled.context.run_id)
+    if version is None:
+        mlflow_run_id, model_uri = _log_run(config, pulled, features, trained, verdict, registry)
+        tags = lineage_tags(config, pulled, trained, verdict)
+        if pulled.mode == "warm_start" and pulled.parent_version:
+            parent = registry.get_version(name, pulled.parent_version)
+            tags["data_start"] = parent.tags.get("data_start", tags["data_start"])
+        version = registry.register(name, model_uri, mlflow_run_id, tags)
+    registry.set_challenger(name, version.version)
+    previous = registry.champion(name)
+    crowned = False
+    awaiting = False
+    if verdict.passed and config.promotion == "auto":
+        registry.set_champion(name, version.version, reason=f"gate passed ({pulled.context.trigger_reason})")
+        crowned = True
+    elif verdict.passed:
+        awaiting = True
+    champion = registry.champion(name)
+    manifest = PromoteManifest(
+        version=version.version, run_id=version.run_id or "", champion=crowned,
+        champion_version=champion.version if champion else None,
+        previous_champion=previous.version if previous and previous.version != version.version else None,
+        awaiting_approval=awaiting, model_uri=f"models:/{name}/{version.version}",
+    )
+    out.write_json("manifest.json", manifest.to_dict())
+    log.info("promote %s: version %s registered; champion=%s%s", name, version.version,
+             manifest.champion_version, " (awaiting approval)" if awaiting else "")
+    return manifest
+
+
+def approve(config: PipelineConfig, promoted: PromoteManifest, *, registry: Registry,
+            approver: str = "unknown") -> PromoteManifest:
+    """Crown a version that passed its gate and waited for a person's approval."""
+    name = config.registered_model_name
+    previous = registry.set_champion(name, promoted.version, reason=f"approved by {approver}")
+    registry.set_tags(name, promoted.version, {"approved_by": approver})
+    return PromoteManifest(**{**promoted.to_dict(), "champion": True, "champion_version": promoted.version,
+                              "previous_champion": previous, "awaiting_approval": False})

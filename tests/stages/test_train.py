@@ -1,0 +1,188 @@
+"""Stage 4 — train: model files, costs, LightGBM/SGD warm starts, other estimators and tasks."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retrainflow.config import PipelineConfig
+from retrainflow.data.sources import ParquetLakeSource
+from retrainflow.data.synthetic import DEFAULT_DRIFT_DAY, DEFAULT_START, make_synthetic
+from retrainflow.model import TabularModel
+from retrainflow.pipeline import RunResult, run_all
+from retrainflow.registry import Registry
+from retrainflow.stages.train import load_model
+
+# -- the trained base (LightGBM) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["stateless", "warm"])
+def test_writes_model_and_costs(trained, which) -> None:
+    t = getattr(trained, which).train
+    path = Path(t.model_uri)
+    assert path.is_file() and path == trained.run_dir(f"base-{which}") / "train" / "model.pkl"
+    model = load_model(t)
+    assert isinstance(model, TabularModel)
+    assert (model.estimator_name, model.task) == ("lightgbm", "binary_classification")
+    assert t.estimator == "lightgbm"
+    assert t.mode == ("stateless" if which == "stateless" else "warm_start")
+    assert t.rows == getattr(trained, which).pull.train.rows
+    for field in ("train_cpu_seconds", "train_wall_seconds", "peak_rss_mb", "train_frame_mb",
+                  "model_size_kb"):
+        assert getattr(t, field) > 0, field
+    assert t.model_size_kb == pytest.approx(path.stat().st_size / 1024, abs=0.1)
+    assert t.params == dict(trained.config.training.params)
+    scores = model.predict(trained.probe)
+    assert scores.shape == (len(trained.probe),)
+    assert ((scores > 0) & (scores < 1)).all()
+
+
+def test_warm_start_adds_trees_to_the_parent(trained) -> None:
+    cfg = trained.config
+    parent = load_model(trained.stateless.train)
+    warm = load_model(trained.warm.train)
+    assert parent.num_trees == cfg.training.params["n_estimators"] == 50
+    assert warm.num_trees == parent.num_trees + cfg.training.warm_start.num_boost_round == 70
+    # the continued model differs from its parent
+    assert not np.allclose(warm.predict(trained.probe), parent.predict(trained.probe))
+
+
+def test_parent_version_unchanged_by_warm_start(trained) -> None:
+    registry = Registry()
+    parent_version = trained.warm.pull.parent_version
+    after = registry.load_model("synthetic", parent_version)
+    np.testing.assert_array_equal(after.predict(trained.probe), trained.parent_scores_before)
+    assert after.num_trees == 50
+    np.testing.assert_array_equal(load_model(trained.stateless.train).predict(trained.probe),
+                                  trained.parent_scores_before)
+
+
+# -- other estimators and the regression task -----------------------------------------------
+
+REG_LAKE = "synthetic_reg"
+
+
+def _configs(helpers) -> dict[str, PipelineConfig]:
+    sgd = helpers.config_with({"name": "synthetic_sgd", "training.estimator": "sgd",
+                               "training.params": {}})
+    rf = helpers.config_with({"name": "synthetic_rf", "training.estimator": "random_forest",
+                              "training.params": {"n_estimators": 20, "max_depth": 8}})
+    columns = helpers.synthetic_dict()["expectations"]["columns"]
+    columns.pop("label")
+    columns["y"] = {"type": "float", "nullable": False}
+    reg = helpers.config_with({
+        "name": "synthetic_reg", "task": "regression", "target": "y",
+        "source.path": REG_LAKE, "expectations.columns": columns,
+        "evaluation.primary_metric": "rmse", "evaluation.guardrails": {"mae": 0.1},
+        "evaluation.floors": {"r2": 0.5},
+    })
+    return {"sgd": sgd, "rf": rf, "reg": reg}
+
+
+@dataclass(frozen=True)
+class Variants:
+    root: Path
+    configs: dict[str, PipelineConfig]
+    runs: dict[str, RunResult]
+    sgd_parent_scores_before: np.ndarray
+    probe: pd.DataFrame
+
+
+@pytest.fixture(scope="module")
+def variants_base(tmp_path_factory, template_home, helpers) -> Variants:
+    """One home, three pipelines on the same lake: sgd (stateless, then warm start),
+    random_forest (stateless), and a regression pipeline on its own lake."""
+    root = tmp_path_factory.mktemp("variants")
+    helpers.copy_home(template_home, root)
+    configs = _configs(helpers)
+    with pytest.MonkeyPatch.context() as mp:
+        paths = helpers.point_env(mp, root)
+        frame = make_synthetic(DEFAULT_START, 46, 200, DEFAULT_DRIFT_DAY, 0, task="regression")
+        ParquetLakeSource(paths.lake / REG_LAKE, "ts").write_frame(frame)
+        ctx = helpers.context
+        runs = {"sgd": run_all(configs["sgd"], ctx("sgd-stateless", "2023-02-08", "stateless"))}
+        probe = ParquetLakeSource(paths.lake / "synthetic", "ts").read_days([date(2023, 2, 20)])
+        before = Registry().load_model("synthetic_sgd", runs["sgd"].promote.version).predict(probe)
+        runs["sgd_warm"] = run_all(configs["sgd"], ctx("sgd-warm", "2023-02-15", "warm_start"))
+        runs["rf"] = run_all(configs["rf"], ctx("rf", "2023-02-15", "stateless"))
+        runs["reg"] = run_all(configs["reg"], ctx("reg", "2023-02-15", "stateless"))
+    return Variants(root, configs, runs, before, probe)
+
+
+@pytest.fixture
+def variants(variants_base, monkeypatch, helpers) -> Variants:
+    helpers.point_env(monkeypatch, variants_base.root)
+    return variants_base
+
+
+def test_sgd_stateless(variants) -> None:
+    run = variants.runs["sgd"]
+    assert run.pull.mode == "stateless"
+    model = load_model(run.train)
+    assert model.estimator_name == "sgd"
+    assert type(model.estimator).__name__ == "SGDClassifier"
+    assert model.transformer.encoding == "onehot"
+    assert run.features.categorical_features == []  # one-hot: no native categoricals
+    assert run.verdict.challenger["roc_auc"] > 0.75
+    assert run.train.train_cpu_seconds > 0
+
+
+def test_sgd_warm_start_continues_with_partial_fit(variants) -> None:
+    run, parent_run = variants.runs["sgd_warm"], variants.runs["sgd"]
+    assert (run.pull.mode, run.pull.parent_version) == ("warm_start", parent_run.promote.version)
+    assert run.features.frozen is True
+    parent, warm = load_model(parent_run.train), load_model(run.train)
+    assert warm.estimator.t_ > parent.estimator.t_  # more SGD updates on top of the parent's
+    assert not np.allclose(warm.estimator.coef_, parent.estimator.coef_)
+    assert warm.transformer.feature_names_ == parent.transformer.feature_names_
+    assert run.verdict.challenger["roc_auc"] > 0.75
+    # the registered parent is untouched
+    again = Registry().load_model("synthetic_sgd", parent_run.promote.version)
+    np.testing.assert_array_equal(again.predict(variants.probe), variants.sgd_parent_scores_before)
+
+
+def test_random_forest_stateless(variants) -> None:
+    run = variants.runs["rf"]
+    model = load_model(run.train)
+    assert type(model.estimator).__name__ == "RandomForestClassifier"
+    assert model.estimator.n_estimators == 20
+    assert run.verdict.challenger["roc_auc"] > 0.75
+    assert Path(run.train.model_uri).is_file()
+
+
+def test_regression_trains_and_evaluates(variants) -> None:
+    run = variants.runs["reg"]
+    model = load_model(run.train)
+    assert (model.task, type(model.estimator).__name__) == ("regression", "Booster")
+    v = run.verdict
+    assert v.primary_metric == "rmse"
+    assert set(v.challenger) == {"rmse", "mae", "r2"}
+    assert v.challenger["r2"] > 0.5 and 0 < v.challenger["mae"] < v.challenger["rmse"]
+    assert v.passed and v.champion is None
+    holdout = pd.read_parquet(run.pull.holdout.uri)
+    preds = model.predict(holdout)
+    rmse = float(np.sqrt(np.mean((preds - holdout["y"].to_numpy()) ** 2)))
+    assert rmse == pytest.approx(v.challenger["rmse"])
+    assert set(v.slices["segment"]) <= {"a", "b", "c"} and v.slices["segment"]
+    assert Registry().champion("synthetic_reg").version == run.promote.version
+
+
+def test_fit_estimator_params_reach_lightgbm(trained) -> None:
+    from retrainflow.stages.train import lightgbm_params
+
+    params, rounds = lightgbm_params(trained.config)
+    assert rounds == 50 and "n_estimators" not in params
+    assert params["objective"] == "binary" and params["num_leaves"] == 15
+
+
+def test_model_pickle_round_trip(trained) -> None:
+    model = load_model(trained.stateless.train)
+    clone: Any = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(clone.predict(trained.probe), model.predict(trained.probe))

@@ -1,0 +1,281 @@
+"""The backtest engine (retrainflow.backtest) and ``retrainflow backtest``, on the synthetic
+pipeline: 400 rows a day from 2023-01-01, full-strength drift from day 60 (2023-03-02).
+
+One small backtest (tiny LightGBM models, 6-day batches after a 30-day warm-up) is run
+once for the module and shared by the tests that only read it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import shutil
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from retrainflow import settings
+from retrainflow.backtest import (
+    SCHEMA_VERSION,
+    STEP_FIELDS,
+    SUMMARY_COLUMNS,
+    BacktestResult,
+    Strategy,
+    default_strategies,
+    run_backtest,
+    save,
+    select_strategies,
+    warm_update,
+)
+from retrainflow.exceptions import UserError
+
+ROWS_PER_DAY = 400
+DRIFT_DAY = date(2023, 3, 2)  # day 60 of the generator
+START, END = date(2023, 1, 1), date(2023, 5, 1)
+BATCH_DAYS, WARMUP_DAYS = 6, 30
+REPLAY = 0.25
+
+#: The JSON layout this test pins (SCHEMA_VERSION 1); a change must bump the version.
+STEP_KEYS_V1 = (
+    "strategy", "step", "batch_start", "batch_end", "rows", "metric", "metrics", "retrained",
+    "promoted", "mode", "reason", "warm_method", "rows_read", "new_rows", "replay_rows",
+    "train_cpu_seconds", "train_wall_seconds", "peak_rss_mb", "monitor_cpu_seconds",
+    "cumulative_cpu_seconds", "model_size_kb", "num_trees", "data_start", "data_end",
+    "gate_passed", "drift_share", "triggered",
+)
+TOP_KEYS_V1 = {
+    "schema_version", "pipeline", "task", "primary_metric", "lower_is_better", "start", "end",
+    "first_batch", "batch_days", "warmup_days", "data_rows", "last_n", "strategies", "steps",
+    "created_at", "seconds", "summary",
+}
+
+SMALL_PARAMS = {"n_estimators": 20, "learning_rate": 0.2, "num_leaves": 7,
+                "min_child_samples": 20, "num_threads": 1, "deterministic": True,
+                "verbosity": -1}
+
+STRATEGIES = [
+    Strategy("static", "static", window_days=30),
+    Strategy("stateless_window", "stateless", window_days=30, retrain_every=1),
+    Strategy("warm_append", "warm_start", window_days=30, retrain_every=1),
+    Strategy("warm_replay", "warm_start", window_days=30, retrain_every=2,
+             replay_fraction=REPLAY, replay_days=20),
+    Strategy("warm_refit", "warm_start", window_days=30, warm_method="refit", decay_rate=0.5),
+    Strategy("warm_reservoir", "warm_start", window_days=30, replay_fraction=0.5,
+             replay_source="reservoir", reservoir_rows=3000),
+    Strategy("hybrid", "hybrid", window_days=30, full_refit_every=2),
+    Strategy("policy", "policy", window_days=30, gate=True),
+]
+
+
+def small_config(helpers: Any) -> Any:
+    return helpers.config_with({"training.params": SMALL_PARAMS,
+                                "training.warm_start.num_boost_round": 10})
+
+
+@pytest.fixture(scope="module")
+def bt(template_home: Path, helpers: Any, tmp_path_factory: pytest.TempPathFactory
+       ) -> BacktestResult:
+    """The shared backtest, on a private copy of the seeded lake (what ``seeded`` gives)."""
+    root = tmp_path_factory.mktemp("backtest_home")
+    shutil.copytree(settings.Paths(template_home).lake, settings.Paths(root).lake)
+    with pytest.MonkeyPatch.context() as mp:
+        helpers.point_env(mp, root)
+        return run_backtest(small_config(helpers), start=START, end=END, batch_days=BATCH_DAYS,
+                            warmup_days=WARMUP_DAYS, strategies=STRATEGIES,
+                            drift_sample_rows=2000)
+
+
+def _mean(values: list[float | None]) -> float:
+    return float(np.mean([v for v in values if v is not None]))
+
+
+def test_every_strategy_scores_every_batch_before_training_on_it(bt: BacktestResult) -> None:
+    n_batches = -(-((END - START).days - WARMUP_DAYS) // BATCH_DAYS)
+    assert bt.first_batch == (START + timedelta(days=WARMUP_DAYS)).isoformat()
+    for name in bt.strategy_names:
+        steps = bt.steps_of(name)
+        assert len(steps) == n_batches
+        assert [s.step for s in steps] == list(range(n_batches))
+        assert steps[0].retrained and steps[0].mode == "stateless"
+        for s in steps:
+            # test-then-train: the model that scored the batch never saw a row of it
+            assert s.data_end is not None and s.data_end <= s.batch_start
+            assert s.rows == ROWS_PER_DAY * (date.fromisoformat(s.batch_end)
+                                             - date.fromisoformat(s.batch_start)).days
+            assert s.metric is not None and 0.0 <= s.metric <= 1.0
+    static = bt.steps_of("static")
+    assert sum(s.retrained for s in static) == 1
+
+
+def test_warm_start_reads_only_new_rows_plus_replay(bt: BacktestResult) -> None:
+    for name in ("warm_append", "warm_replay", "warm_refit", "warm_reservoir", "hybrid"):
+        steps = bt.steps_of(name)
+        warm = [(prev, s) for prev, s in itertools.pairwise(steps) if s.mode == "warm_start"]
+        assert warm, name
+        for prev, s in warm:
+            new_days = (date.fromisoformat(s.batch_start) - date.fromisoformat(prev.data_end)).days
+            assert s.new_rows == ROWS_PER_DAY * new_days, (name, s)
+            assert s.data_start == prev.data_end  # the new rows start where the parent ends
+            assert s.rows_read == s.new_rows + s.replay_rows
+            fraction = {"warm_replay": REPLAY, "warm_reservoir": 0.5}.get(name, 0.0)
+            assert s.replay_rows == round(s.new_rows * fraction), (name, s)
+            assert s.warm_method is not None
+    # the replayed warm start reads far less than the stateless window it replaces
+    replay = [s for s in bt.steps_of("warm_replay") if s.mode == "warm_start"]
+    window = [s for s in bt.steps_of("stateless_window") if s.step > 0]
+    assert max(s.rows_read for s in replay) <= min(s.rows_read for s in window) / 2
+    assert all(s.rows_read == ROWS_PER_DAY * 30 for s in window)
+    # warm_replay retrains every other batch
+    assert [s.retrained for s in bt.steps_of("warm_replay")][:4] == [True, False, True, False]
+    # hybrid: a full refit after two consecutive warm starts
+    modes = [s.mode for s in bt.steps_of("hybrid")]
+    assert modes[:7] == ["stateless", "warm_start", "warm_start", "stateless",
+                         "warm_start", "warm_start", "stateless"]
+
+
+def test_warm_methods_change_model_size_as_designed(bt: BacktestResult) -> None:
+    append, refit = bt.steps_of("warm_append"), bt.steps_of("warm_refit")
+    assert append[-1].num_trees == 20 + 10 * (len(append) - 1)
+    assert {s.num_trees for s in refit} == {20}  # refit keeps the structure
+    assert append[-1].model_size_kb > 3 * refit[-1].model_size_kb
+
+
+def test_static_degrades_after_drift_while_retraining_recovers(bt: BacktestResult) -> None:
+    def window(name: str, lo: date, hi: date) -> float:
+        return _mean([s.metric for s in bt.steps_of(name)
+                      if lo <= date.fromisoformat(s.batch_start) < hi])
+
+    before = (START, DRIFT_DAY)
+    settled = (DRIFT_DAY + timedelta(days=30), END)
+    static_before, static_after = window("static", *before), window("static", *settled)
+    assert static_before > 0.8
+    assert static_after < static_before - 0.2
+    for name in ("stateless_window", "warm_append", "hybrid", "policy"):
+        recovered = window(name, *settled)
+        assert recovered > 0.8, (name, recovered)
+        assert recovered > static_after + 0.2, name
+
+
+def test_policy_triggers_on_the_drift_not_before(bt: BacktestResult) -> None:
+    steps = bt.steps_of("policy")
+    assert all(s.triggered is False for s in steps[1:] if s.batch_end <= DRIFT_DAY.isoformat())
+    fired = [s for s in steps[1:] if s.triggered]
+    assert fired and fired[0].batch_start >= DRIFT_DAY.isoformat()
+    assert "drift" in fired[0].reason or "performance" in fired[0].reason
+    assert all(s.retrained for s in fired)
+    assert all(s.gate_passed is not None for s in fired)  # the policy strategy is gated
+    assert all(s.monitor_cpu_seconds > 0 for s in steps[1:])
+    assert all(s.drift_share is not None for s in steps[1:])
+
+
+def test_costs_positive_and_cumulative_compute_monotone(bt: BacktestResult) -> None:
+    for name in bt.strategy_names:
+        steps = bt.steps_of(name)
+        cum = [s.cumulative_cpu_seconds for s in steps]
+        assert all(b >= a for a, b in itertools.pairwise(cum)), name
+        total = sum(s.train_cpu_seconds + s.monitor_cpu_seconds for s in steps)
+        assert cum[-1] == pytest.approx(total, abs=1e-3)
+        for s in steps:
+            assert s.model_size_kb > 0
+            if s.retrained:
+                assert s.train_cpu_seconds > 0 and s.train_wall_seconds > 0
+                assert s.peak_rss_mb is not None and s.peak_rss_mb > 0
+                assert s.rows_read > 0
+            else:
+                assert s.train_cpu_seconds == 0 and s.rows_read == 0 and s.peak_rss_mb is None
+    rows = {r["strategy"]: r for r in bt.summary()}
+    assert rows["static"]["retrains"] == 1
+    assert rows["stateless_window"]["rows_read"] > rows["warm_append"]["rows_read"]
+    assert all(r["train_cpu_s"] > 0 for r in rows.values())
+
+
+def test_json_schema_and_plots(bt: BacktestResult, tmp_path: Path) -> None:
+    paths = save(bt, tmp_path / "out")
+    assert set(paths) == {"json", "metric_png", "compute_png"}
+    for key in ("metric_png", "compute_png"):
+        assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert paths[key].stat().st_size > 10_000
+    data = json.loads(paths["json"].read_text())
+    assert SCHEMA_VERSION == 1 and data["schema_version"] == 1
+    assert set(data) == TOP_KEYS_V1
+    assert STEP_FIELDS == STEP_KEYS_V1
+    assert all(set(step) == set(STEP_KEYS_V1) for step in data["steps"])
+    assert [set(r) for r in data["summary"]] == [set(SUMMARY_COLUMNS)] * len(STRATEGIES)
+    assert [s["name"] for s in data["strategies"]] == [s.name for s in STRATEGIES]
+    assert set(data["strategies"][0]) == {f.name for f in dataclasses.fields(Strategy)}
+    assert BacktestResult.from_dict(data) == bt
+    assert json.loads(json.dumps(data)) == data  # plain JSON, no NaN
+
+
+def test_warm_update_methods_keep_the_parent(helpers: Any) -> None:
+    from retrainflow.data.synthetic import make_synthetic
+    from retrainflow.features import FeatureTransformer
+    from retrainflow.stages.train import fit_estimator
+
+    cfg = small_config(helpers)
+    old = make_synthetic(START, 10, 300, None, seed=1)
+    new = make_synthetic(START, 4, 300, 0, seed=2)
+    tf = FeatureTransformer.from_config(cfg).fit(old)
+    parent = fit_estimator(cfg, tf.transform(old), old["label"].to_numpy(float),
+                           tf.categorical_features_)
+    X, y = tf.transform(new), new["label"].to_numpy(float)
+    before = parent.predict(X)
+    sizes = {}
+    for method in ("append", "refit", "refit_append", "bounded"):
+        est = warm_update(cfg, parent, X, y, tf.categorical_features_, method=method,
+                          decay_rate=0.3, num_boost_round=8, max_trees=15)
+        sizes[method] = est.num_trees()
+        assert not np.allclose(est.predict(X), before), method
+    np.testing.assert_array_equal(parent.predict(X), before)
+    assert sizes == {"append": 28, "refit": 20, "refit_append": 28, "bounded": 15}
+    with pytest.raises(ValueError, match="needs LightGBM"):
+        warm_update(helpers.config_with({"training.estimator": "sgd", "training.params": {}}),
+                    None, X, y, [], method="refit")
+
+
+def test_strategy_specs_and_defaults(helpers: Any) -> None:
+    cfg = helpers.config_with()
+    s = Strategy.from_spec({"name": "w", "kind": "warm_start", "warm_method": "refit"})
+    assert s.warm and s.decay_rate == 0.9
+    with pytest.raises(ValueError, match="unknown key"):
+        Strategy.from_spec({"name": "w", "kind": "warm_start", "colour": "red"})
+    with pytest.raises(ValueError, match="kind must be one of"):
+        Strategy("w", "sometimes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="decay_rate"):
+        Strategy("w", "warm_start", decay_rate=1.5)
+    names = [s.name for s in default_strategies(cfg)]
+    assert len(names) == len(set(names))
+    assert {"static", "stateless_full", "stateless_window", "warm_append", "warm_replay",
+            "warm_refit", "hybrid", "policy", "oracle"} <= set(names)
+    weekly = {s.name: s.retrain_every for s in default_strategies(cfg, batch_days=1)}
+    assert weekly["stateless_window"] == 7 and weekly["oracle"] == 1
+    assert [s.name for s in select_strategies(cfg, ["oracle", "static"])] == ["oracle", "static"]
+    with pytest.raises(UserError, match="known: static"):
+        select_strategies(cfg, ["nope"])
+    rf = helpers.config_with({"training.estimator": "random_forest", "training.params": {},
+                              "training.mode": "stateless"})
+    assert not any(s.warm for s in default_strategies(rf))
+
+
+def test_cli_backtest(seeded: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from retrainflow.cli.main import main
+
+    out = tmp_path / "bt"
+    code = main(["backtest", "synthetic", "--start", "2023-02-01", "--end", "2023-04-01",
+                 "--batch-days", "14", "--warmup-days", "20",
+                 "--strategies", "static,warm_refit,stateless_window", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0
+    for word in ("static", "warm_refit", "stateless_window", "mean_metric", "backtest.json"):
+        assert word in text
+    data = json.loads((out / "backtest.json").read_text())
+    assert [r["strategy"] for r in data["summary"]] == ["static", "warm_refit",
+                                                        "stateless_window"]
+    assert (out / "metric_over_time.png").is_file() and (out / "cumulative_compute.png").is_file()
+
+    assert main(["backtest", "synthetic", "--strategies", "nope"]) == 1
+    assert "known: static" in capsys.readouterr().err

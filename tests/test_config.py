@@ -1,0 +1,333 @@
+"""The typed pipeline config: every shipped YAML honours the contract, and every
+bad config fails with a ConfigError that names the file and the field."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from retrainflow.config import (
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
+    PipelineConfig,
+    SqlSourceConfig,
+    find_config,
+    load_all,
+    load_config,
+    parse_config,
+)
+from retrainflow.exceptions import ConfigError, PipelineNotFoundError
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG_DIRS = (REPO / "config" / "pipelines", REPO / "tests" / "fixtures" / "pipelines")
+ALL_YAMLS = sorted(p for d in CONFIG_DIRS for p in (*d.glob("*.yaml"), *d.glob("*.yml")))
+SYNTHETIC_YAML = REPO / "tests" / "fixtures" / "pipelines" / "synthetic.yaml"
+
+
+def test_there_are_configs_to_check() -> None:
+    names = {p.stem for p in ALL_YAMLS}
+    assert {"flights", "synthetic"} <= names
+
+
+# -- contract of every shipped config -----------------------------------------------------------
+@pytest.mark.parametrize("path", ALL_YAMLS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_config_honours_the_contract(path: Path) -> None:
+    cfg = load_config(path)
+    assert isinstance(cfg, PipelineConfig)
+    assert cfg.name == path.stem
+
+    required = cfg.required_columns
+    assert cfg.target in required
+    assert cfg.time_column in required
+    for col in cfg.features.raw_columns:
+        assert col in required
+    assert len(required) == len(set(required)), "a column plays two roles"
+    assert cfg.target not in cfg.features.raw_columns
+    assert cfg.time_column not in cfg.features.raw_columns
+
+    allowed = CLASSIFICATION_METRICS if cfg.task == "binary_classification" else REGRESSION_METRICS
+    ev = cfg.evaluation
+    assert ev.primary_metric in allowed
+    assert set(ev.guardrails) <= set(allowed)
+    assert set(ev.floors) <= set(allowed)
+    assert set(ev.slices) <= set(cfg.features.categorical)
+
+    # Expectations only talk about columns the pipeline reads (unless extras are allowed).
+    if not cfg.expectations.allow_extra_columns:
+        assert set(cfg.expectations.columns) <= set(required)
+
+
+@pytest.mark.parametrize("directory", CONFIG_DIRS, ids=lambda d: d.parent.name)
+def test_load_all_loads_each_directory(directory: Path) -> None:
+    names = [c.name for c in load_all(directory)]
+    assert names == sorted(names)
+    assert names
+
+
+# -- bad configs --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def base() -> dict[str, Any]:
+    data = yaml.safe_load(SYNTHETIC_YAML.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def _write(tmp_path: Path, data: Any, name: str = "synthetic") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _set(*keys: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def mutate(d: dict[str, Any]) -> None:
+        for k in keys[:-1]:
+            d = d[k]
+        d[keys[-1]] = value
+
+    return mutate
+
+
+def _pop(key: str) -> Callable[[dict[str, Any]], None]:
+    return lambda d: d.pop(key)
+
+
+def _rf_warm_start(d: dict[str, Any]) -> None:
+    d["training"].update(estimator="random_forest", mode="warm_start", params={})
+
+
+BAD_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
+    # id, mutation, expected field, regex on the message
+    ("unknown_top_level_key", _set("bogus", value=1), "bogus", r"unknown key"),
+    ("unknown_nested_key", _set("source", "bogus", value="x"), "source.bogus", r"unknown key"),
+    (
+        "wrong_type",
+        _set("training", "window_days", value="sixty"),
+        "training.window_days",
+        r"valid integer",
+    ),
+    ("missing_target", _pop("target"), "target", r"required but missing"),
+    (
+        "invalid_primary_metric",
+        _set("evaluation", "primary_metric", value="acc"),
+        "evaluation.primary_metric",
+        r"must be one of .*'roc_auc'.*; got 'acc'",
+    ),
+    (
+        "guardrail_metric_for_other_task",
+        _set("evaluation", "guardrails", value={"rmse": 0.1}),
+        "evaluation.guardrails.rmse",
+        r"unknown metric for task 'binary_classification'",
+    ),
+    (
+        "regression_metric_on_classification",
+        _set("evaluation", "primary_metric", value="rmse"),
+        "evaluation.primary_metric",
+        r"for task 'binary_classification'; got 'rmse'",
+    ),
+    (
+        "regression_floor_on_classification",
+        _set("evaluation", "floors", value={"r2": 0.5}),
+        "evaluation.floors.r2",
+        r"unknown metric",
+    ),
+    (
+        "slice_not_categorical",
+        _set("evaluation", "slices", value=["segment", "x1"]),
+        "evaluation.slices[1]",
+        r"'x1' must be one of features.categorical",
+    ),
+    (
+        "feature_is_target",
+        _set("features", "numeric", value=["x1", "label"]),
+        "features",
+        r"'label' is the target; it cannot be a feature",
+    ),
+    (
+        "feature_is_time_column",
+        _set("features", "categorical", value=["ts"]),
+        "features",
+        r"'ts' is the time_column",
+    ),
+    (
+        "unknown_hyperparameter",
+        _set("training", "params", "bogus_param", value=1),
+        "training",
+        r"unknown hyperparameter\(s\) \['bogus_param'\] for estimator 'lightgbm'",
+    ),
+    (
+        "warm_start_random_forest",
+        _rf_warm_start,
+        "training",
+        r"mode 'warm_start' needs an estimator that can continue training.*'random_forest' cannot",
+    ),
+    (
+        "schedule_neither_preset_nor_cron",
+        _set("schedule", value="weekly"),
+        "schedule",
+        r"must be a cron expression or one of .*; got 'weekly'",
+    ),
+    (
+        "expectation_min_above_max",
+        _set("expectations", "columns", "x1", value={"min": 5, "max": 1}),
+        "expectations.columns.x1",
+        r"min \(5\.0\) is greater than max \(1\.0\)",
+    ),
+    ("bad_task", _set("task", value="multiclass"), "task", r"got 'multiclass'"),
+    ("bad_source_kind", _set("source", "kind", value="ftp"), "source", r"ftp"),
+    ("empty_features", _set("features", value={}), "features", r"at least one"),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "match"), [c[1:] for c in BAD_CASES], ids=[c[0] for c in BAD_CASES]
+)
+def test_bad_config_names_file_and_field(
+    tmp_path: Path,
+    base: dict[str, Any],
+    mutate: Callable[[dict[str, Any]], None],
+    field: str,
+    match: str,
+) -> None:
+    data = copy.deepcopy(base)
+    mutate(data)
+    path = _write(tmp_path, data)
+    with pytest.raises(ConfigError, match=match) as info:
+        load_config(path)
+    err = info.value
+    assert err.field == field
+    assert Path(err.file) == path
+    # The message a user sees starts with the field and the file.
+    assert err.message.startswith(f"The field '{field}' in {path}: ")
+    assert err.code == "invalid_config"
+
+
+def test_base_fixture_is_valid(tmp_path: Path, base: dict[str, Any]) -> None:
+    """The mutations above fail because of the mutation, not the base."""
+    assert load_config(_write(tmp_path, copy.deepcopy(base))).name == "synthetic"
+
+
+def test_name_must_equal_file_stem(tmp_path: Path, base: dict[str, Any]) -> None:
+    path = _write(tmp_path, copy.deepcopy(base), name="other")
+    with pytest.raises(
+        ConfigError, match=r"must equal the file name 'other'; got 'synthetic'"
+    ) as info:
+        load_config(path)
+    assert info.value.field == "name"
+    assert Path(info.value.file) == path
+
+
+def test_invalid_yaml_syntax(tmp_path: Path) -> None:
+    path = tmp_path / "synthetic.yaml"
+    path.write_text("name: synthetic\nfeatures: [x1, x2\n")
+    with pytest.raises(ConfigError, match=r"is not valid YAML") as info:
+        load_config(path)
+    assert info.value.field is None
+    assert Path(info.value.file) == path
+    assert str(path) in info.value.message
+
+
+@pytest.mark.parametrize(
+    "text", ["- a\n- b\n", "just a string\n", ""], ids=["list", "scalar", "empty"]
+)
+def test_not_a_mapping(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "synthetic.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"must be a YAML mapping") as info:
+        load_config(path)
+    assert info.value.field is None
+    assert Path(info.value.file) == path
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    path = tmp_path / "missing.yaml"
+    with pytest.raises(ConfigError, match=r"cannot be read") as info:
+        load_config(path)
+    assert Path(info.value.file) == path
+
+
+def test_several_problems_are_counted(tmp_path: Path, base: dict[str, Any]) -> None:
+    data = copy.deepcopy(base)
+    data["bogus"] = 1
+    data["training"]["window_days"] = "sixty"
+    with pytest.raises(ConfigError, match=r"\(and 1 more problem\)"):
+        load_config(_write(tmp_path, data))
+
+
+def test_valid_cron_and_preset_schedules(tmp_path: Path, base: dict[str, Any]) -> None:
+    for schedule in ("0 3 * * 1", "@weekly", None):
+        data = copy.deepcopy(base)
+        data["schedule"] = schedule
+        assert load_config(_write(tmp_path, data)).schedule == schedule
+
+
+def test_regression_task_with_regression_metrics(tmp_path: Path, base: dict[str, Any]) -> None:
+    data = copy.deepcopy(base)
+    data["task"] = "regression"
+    data["evaluation"].update(primary_metric="rmse", guardrails={"mae": 0.1}, floors={"r2": 0.0})
+    cfg = load_config(_write(tmp_path, data))
+    assert cfg.lower_is_better
+
+
+# -- find_config ----------------------------------------------------------------------------------
+def test_find_config_by_name() -> None:
+    cfg = find_config("synthetic", SYNTHETIC_YAML.parent)
+    assert cfg.name == "synthetic"
+    assert cfg.retrain_dag_id == "retrain__synthetic"
+
+
+def test_find_config_unknown_lists_known_pipelines(tmp_path: Path, base: dict[str, Any]) -> None:
+    _write(tmp_path, copy.deepcopy(base))
+    with pytest.raises(PipelineNotFoundError, match=r"No pipeline named 'nope'") as info:
+        find_config("nope", tmp_path)
+    assert "known pipelines: ['synthetic']" in info.value.message
+    assert info.value.code == "pipeline_not_found"
+    assert info.value.details["pipeline"] == "nope"
+
+
+def test_find_config_uses_env_config_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RETRAINFLOW_CONFIG_DIR", str(SYNTHETIC_YAML.parent))
+    assert find_config("synthetic").name == "synthetic"
+    with pytest.raises(PipelineNotFoundError, match=r"known pipelines: \[.*'synthetic'"):
+        find_config("no_such_pipeline")
+
+
+def test_find_config_empty_dir(tmp_path: Path) -> None:
+    with pytest.raises(PipelineNotFoundError, match=r"known pipelines: none"):
+        find_config("anything", tmp_path)
+
+
+# -- ${VAR} expansion ----------------------------------------------------------------------------
+def test_env_vars_expanded_in_source(monkeypatch: pytest.MonkeyPatch, base: dict[str, Any]) -> None:
+    monkeypatch.setenv("RF_TEST_DB_USER", "alice")
+    monkeypatch.setenv("RF_TEST_DB_PASS", "s3cret")
+    data = copy.deepcopy(base)
+    data["source"] = {
+        "kind": "sql",
+        "url": "postgresql://${RF_TEST_DB_USER}:${RF_TEST_DB_PASS}@db:5432/features",
+        "table": "events",
+    }
+    cfg = parse_config(data, file="x.yaml")
+    assert isinstance(cfg.source, SqlSourceConfig)
+    assert cfg.source.url == "postgresql://alice:s3cret@db:5432/features"
+
+
+def test_unset_env_var_is_left_as_is(monkeypatch: pytest.MonkeyPatch, base: dict[str, Any]) -> None:
+    monkeypatch.delenv("RF_TEST_UNSET_VAR", raising=False)
+    monkeypatch.setenv("RF_TEST_LAKE", "lake_dir")
+    data = copy.deepcopy(base)
+    data["source"] = {"kind": "parquet", "path": "${RF_TEST_LAKE}/${RF_TEST_UNSET_VAR}"}
+    cfg = parse_config(data)
+    assert cfg.source.path == "lake_dir/${RF_TEST_UNSET_VAR}"
+
+
+def test_relative_parquet_path_is_under_home_lake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base: dict[str, Any]
+) -> None:
+    monkeypatch.setenv("RETRAINFLOW_HOME", str(tmp_path))
+    cfg = parse_config(copy.deepcopy(base))
+    assert cfg.source.resolved_path() == tmp_path.resolve() / "lake" / "synthetic"
