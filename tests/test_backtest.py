@@ -29,7 +29,6 @@ from retrainflow.backtest import (
     run_backtest,
     save,
     select_strategies,
-    warm_update,
 )
 from retrainflow.exceptions import UserError
 
@@ -39,18 +38,18 @@ START, END = date(2023, 1, 1), date(2023, 5, 1)
 BATCH_DAYS, WARMUP_DAYS = 6, 30
 REPLAY = 0.25
 
-#: The JSON layout this test pins (SCHEMA_VERSION 1); a change must bump the version.
-STEP_KEYS_V1 = (
+#: The JSON layout this test pins (SCHEMA_VERSION 2); a change must bump the version.
+STEP_KEYS_V2 = (
     "strategy", "step", "batch_start", "batch_end", "rows", "metric", "metrics", "retrained",
     "promoted", "mode", "reason", "warm_method", "rows_read", "new_rows", "replay_rows",
-    "train_cpu_seconds", "train_wall_seconds", "peak_rss_mb", "monitor_cpu_seconds",
+    "train_cpu_seconds", "train_wall_seconds", "peak_rss_mb", "train_mem_mb", "monitor_cpu_seconds",
     "cumulative_cpu_seconds", "model_size_kb", "num_trees", "data_start", "data_end",
     "gate_passed", "drift_share", "triggered",
 )
-TOP_KEYS_V1 = {
+TOP_KEYS_V2 = {
     "schema_version", "pipeline", "task", "primary_metric", "lower_is_better", "start", "end",
     "first_batch", "batch_days", "warmup_days", "data_rows", "last_n", "strategies", "steps",
-    "created_at", "seconds", "summary",
+    "created_at", "seconds", "summary", "goals",
 }
 
 SMALL_PARAMS = {"n_estimators": 20, "learning_rate": 0.2, "num_leaves": 7,
@@ -68,6 +67,8 @@ STRATEGIES = [
              replay_source="reservoir", reservoir_rows=3000),
     Strategy("hybrid", "hybrid", window_days=30, full_refit_every=2),
     Strategy("policy", "policy", window_days=30, gate=True),
+    Strategy("stateless_full", "stateless", window_days=None, retrain_every=2),
+    Strategy("oracle", "oracle", window_days=30),
 ]
 
 
@@ -184,13 +185,46 @@ def test_costs_positive_and_cumulative_compute_monotone(bt: BacktestResult) -> N
             if s.retrained:
                 assert s.train_cpu_seconds > 0 and s.train_wall_seconds > 0
                 assert s.peak_rss_mb is not None and s.peak_rss_mb > 0
+                assert s.train_mem_mb is not None and s.train_mem_mb > 0
                 assert s.rows_read > 0
             else:
                 assert s.train_cpu_seconds == 0 and s.rows_read == 0 and s.peak_rss_mb is None
+                assert s.train_mem_mb is None
     rows = {r["strategy"]: r for r in bt.summary()}
     assert rows["static"]["retrains"] == 1
     assert rows["stateless_window"]["rows_read"] > rows["warm_append"]["rows_read"]
     assert all(r["train_cpu_s"] > 0 for r in rows.values())
+    # a warm start holds a week of rows, a full-history refit all of them
+    assert rows["warm_refit"]["train_mem_mb"] < rows["stateless_full"]["train_mem_mb"]
+
+
+def test_goals_compare_warm_starts_and_the_policy_with_their_references(bt: BacktestResult) -> None:
+    rows = {r["strategy"]: r for r in bt.summary()}
+    goals = bt.goals()
+    refs = goals["references"]
+    assert refs["stateless_full"] == "stateless_full" and refs["static"] == "static"
+    assert refs["oracle"] == "oracle"
+    assert refs["best_stateless"] == max(("stateless_full", "stateless_window", "oracle"),
+                                         key=lambda n: rows[n]["mean_metric"])
+    warm = {g["strategy"]: g for g in goals["warm_start"]}
+    assert set(warm) == {n for n, s in zip(bt.strategy_names, bt.strategies, strict=True)
+                         if s["kind"] in ("warm_start", "hybrid")}
+    g = warm["warm_refit"]
+    assert g["cpu_x_less"] == pytest.approx(rows["stateless_full"]["train_cpu_s"]
+                                            / rows["warm_refit"]["train_cpu_s"], abs=0.06)
+    assert g["points_behind_best"] == pytest.approx(
+        100 * (rows[refs["best_stateless"]]["mean_metric"] - rows["warm_refit"]["mean_metric"]),
+        abs=0.011)
+    assert g["metric_met"] == (g["points_behind_best"] <= 0.5)
+    (p,) = goals["policy"]
+    assert p["retrains"] == rows["policy"]["retrains"] - 1
+    assert p["oracle_retrains"] == rows["oracle"]["retrains"] - 1
+    assert p["gain_points"] == pytest.approx(
+        100 * (rows["policy"]["mean_metric"] - rows["static"]["mean_metric"]), abs=0.011)
+    assert p["retrains_met"] == (p["retrain_share"] <= 0.2)
+    # without the references there is nothing to compare against
+    only = BacktestResult.from_dict({**bt.to_dict(), "strategies": bt.strategies[:1]})
+    assert only.goals()["warm_start"] == [] and only.goals()["policy"] == []
 
 
 def test_json_schema_and_plots(bt: BacktestResult, tmp_path: Path) -> None:
@@ -200,41 +234,15 @@ def test_json_schema_and_plots(bt: BacktestResult, tmp_path: Path) -> None:
         assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert paths[key].stat().st_size > 10_000
     data = json.loads(paths["json"].read_text())
-    assert SCHEMA_VERSION == 1 and data["schema_version"] == 1
-    assert set(data) == TOP_KEYS_V1
-    assert STEP_FIELDS == STEP_KEYS_V1
-    assert all(set(step) == set(STEP_KEYS_V1) for step in data["steps"])
+    assert SCHEMA_VERSION == 2 and data["schema_version"] == 2
+    assert set(data) == TOP_KEYS_V2
+    assert STEP_FIELDS == STEP_KEYS_V2
+    assert all(set(step) == set(STEP_KEYS_V2) for step in data["steps"])
     assert [set(r) for r in data["summary"]] == [set(SUMMARY_COLUMNS)] * len(STRATEGIES)
     assert [s["name"] for s in data["strategies"]] == [s.name for s in STRATEGIES]
     assert set(data["strategies"][0]) == {f.name for f in dataclasses.fields(Strategy)}
     assert BacktestResult.from_dict(data) == bt
     assert json.loads(json.dumps(data)) == data  # plain JSON, no NaN
-
-
-def test_warm_update_methods_keep_the_parent(helpers: Any) -> None:
-    from retrainflow.data.synthetic import make_synthetic
-    from retrainflow.features import FeatureTransformer
-    from retrainflow.stages.train import fit_estimator
-
-    cfg = small_config(helpers)
-    old = make_synthetic(START, 10, 300, None, seed=1)
-    new = make_synthetic(START, 4, 300, 0, seed=2)
-    tf = FeatureTransformer.from_config(cfg).fit(old)
-    parent = fit_estimator(cfg, tf.transform(old), old["label"].to_numpy(float),
-                           tf.categorical_features_)
-    X, y = tf.transform(new), new["label"].to_numpy(float)
-    before = parent.predict(X)
-    sizes = {}
-    for method in ("append", "refit", "refit_append", "bounded"):
-        est = warm_update(cfg, parent, X, y, tf.categorical_features_, method=method,
-                          decay_rate=0.3, num_boost_round=8, max_trees=15)
-        sizes[method] = est.num_trees()
-        assert not np.allclose(est.predict(X), before), method
-    np.testing.assert_array_equal(parent.predict(X), before)
-    assert sizes == {"append": 28, "refit": 20, "refit_append": 28, "bounded": 15}
-    with pytest.raises(ValueError, match="needs LightGBM"):
-        warm_update(helpers.config_with({"training.estimator": "sgd", "training.params": {}}),
-                    None, X, y, [], method="refit")
 
 
 def test_strategy_specs_and_defaults(helpers: Any) -> None:

@@ -32,22 +32,13 @@ kind            what happens at a retrain step
                 says when to retrain and in which mode (as configured)
 ==============  ===============================================================
 
-Warm-start methods (LightGBM; SGD models only have ``append``, which is
-``partial_fit``):
-
-``append``
-    ``fit_estimator(parent=...)``: ``num_boost_round`` new trees fitted on the
-    new rows on top of the parent (what the ``warm_start`` mode of the DAG does).
-``refit``
-    ``Booster.refit(X_new, y_new, decay_rate=d)``: the trees' *structure* is kept
-    and every leaf value becomes ``d * old + (1 - d) * value fitted on the new
-    rows``. No tree is added: the model stays the same size.
-``refit_append``
-    ``refit`` then ``append``: re-weighs the old trees *and* adds new structure.
-``bounded``
-    ``append``, then only the newest ``max_trees`` trees are kept (the oldest are
-    dropped) and the leaves are re-fitted on the new rows (``refit``), which
-    re-anchors the shortened ensemble (the first tree carries the base score).
+Warm-start methods are those of the DAG's train stage (``training.warm_start.method``,
+:func:`~retrainflow.stages.train.continue_estimator`): ``append`` (trees added on the
+new rows; SGD: ``partial_fit``), ``refit`` (LightGBM ``Booster.refit``: leaf values
+re-fitted on the new rows with a decay, no tree added), ``refit_append`` and
+``bounded`` (append, drop the oldest trees beyond ``max_trees``, re-fit). A strategy
+names its method; ``hybrid`` and ``policy`` default to the pipeline's own, so they
+replay what the DAGs would do.
 
 Replay: a warm start may add ``replay_fraction`` x (new rows) older rows, either
 from the ``replay_days`` before the parent's data end (``replay_source:
@@ -57,6 +48,10 @@ rows seen so far (``reservoir``, ``reservoir_rows`` rows kept in memory).
 Costs: ``train_cpu_seconds`` / ``train_wall_seconds`` / ``peak_rss_mb`` are
 :func:`~retrainflow.metering.measure` around the feature transform and the fit
 (peak RSS is the whole process's, which holds the replayed data set);
+``train_mem_mb`` is what a training job of its own would need on top of its
+interpreter: the raw training rows it reads (pandas deep size) plus the measured
+RSS growth of transform and fit (feature matrix, LightGBM bins, trees) — the
+figure to compare strategies by;
 ``monitor_cpu_seconds`` is the policy's monitoring check; ``rows_read`` the rows
 a retrain read (for a warm start: new rows plus the replay sample).
 
@@ -81,7 +76,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 import numpy as np
 
-from retrainflow.config import LOWER_IS_BETTER, WARM_STARTABLE
+from retrainflow.config import LIGHTGBM_WARM_METHODS, LOWER_IS_BETTER, WARM_STARTABLE
 from retrainflow.exceptions import DataError, EmptyWindowError, UserError
 from retrainflow.manifest import Manifest
 
@@ -99,28 +94,26 @@ __all__ = [
     "BacktestResult",
     "StepRecord",
     "Strategy",
+    "TimeFrame",
     "default_strategies",
     "log_to_mlflow",
     "run_backtest",
     "save",
     "select_strategies",
-    "warm_update",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Version of the JSON layout of :meth:`BacktestResult.to_dict`; bump on any change.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 Kind = Literal["static", "stateless", "warm_start", "hybrid", "policy", "oracle"]
-WarmMethod = Literal["append", "refit", "refit_append", "bounded"]
+WarmMethod = Literal["append", "refit", "refit_append", "bounded"]  # config.WarmStartConfig.method
 ReplaySource = Literal["window", "reservoir"]
 Mode = Literal["stateless", "warm_start"]
 
 #: Kinds that continue a fitted model (need a warm-startable estimator).
 _WARM_KINDS = frozenset({"warm_start", "hybrid"})
-#: Methods that need LightGBM (``Booster.refit`` / tree slicing).
-_LIGHTGBM_METHODS = frozenset({"refit", "refit_append", "bounded"})
 #: Reference rows a policy check samples from the champion's training data (at most).
 _REFERENCE_CAP = 5_000
 
@@ -237,6 +230,9 @@ def default_strategies(config: PipelineConfig, *, batch_days: int = 1) -> list[S
     weekly = max(1, round(7 / batch_days))
     replay = ws.replay_fraction or 0.2
     every = f"every {weekly * batch_days} days"
+    # hybrid and policy replay what the DAGs do: the pipeline's own warm-start method.
+    as_configured: dict[str, Any] = {"warm_method": ws.method, "decay_rate": ws.decay_rate,
+                                     "max_trees": ws.max_trees}
     out = [
         Strategy("static", "static", window_days=window,
                  description=f"one fit on the first {window} days, never retrained"),
@@ -278,12 +274,13 @@ def default_strategies(config: PipelineConfig, *, batch_days: int = 1) -> list[S
             ]
         out.append(
             Strategy("hybrid", "hybrid", window_days=window, retrain_every=weekly,
-                     replay_fraction=replay, replay_days=ws.replay_days,
+                     replay_fraction=replay, replay_days=ws.replay_days, **as_configured,
                      description=f"warm start with replay, full refit after "
                                  f"{ws.max_warm_starts} warm starts, {every} (mode auto)"))
     out += [
         Strategy("policy", "policy", window_days=window, gate=True,
                  replay_fraction=ws.replay_fraction, replay_days=ws.replay_days,
+                 **as_configured,
                  description="monitoring check every batch; the trigger policy decides "
                              "(mode as configured, gated)"),
         Strategy("oracle", "oracle", window_days=window, retrain_every=1,
@@ -337,6 +334,8 @@ class StepRecord(Manifest):
         train_cpu_seconds: CPU seconds of transform + fit.
         train_wall_seconds: Wall seconds of transform + fit.
         peak_rss_mb: Peak resident memory of the process during the fit (None: no fit).
+        train_mem_mb: Memory a training job of its own would need above its interpreter:
+            the raw rows read (deep size) plus the RSS growth during transform and fit.
         monitor_cpu_seconds: CPU seconds of the policy's monitoring check.
         cumulative_cpu_seconds: Train + monitor CPU seconds of this strategy so far.
         model_size_kb: Pickled size of the serving model.
@@ -366,6 +365,7 @@ class StepRecord(Manifest):
     train_cpu_seconds: float
     train_wall_seconds: float
     peak_rss_mb: float | None
+    train_mem_mb: float | None
     monitor_cpu_seconds: float
     cumulative_cpu_seconds: float
     model_size_kb: float
@@ -383,7 +383,8 @@ class StepRecord(Manifest):
 STEP_FIELDS = tuple(f.name for f in fields(StepRecord))
 #: Columns of :meth:`BacktestResult.summary`.
 SUMMARY_COLUMNS = ("strategy", "kind", "mean_metric", "last_metric", "retrains",
-                   "train_cpu_s", "monitor_cpu_s", "peak_rss_mb", "rows_read", "model_kb")
+                   "train_cpu_s", "monitor_cpu_s", "train_mem_mb", "peak_rss_mb", "rows_read",
+                   "model_kb")
 
 
 @dataclass(frozen=True)
@@ -441,8 +442,9 @@ class BacktestResult(Manifest):
 
         ``mean_metric`` is the mean of the per-batch primary metric, ``last_metric`` its
         mean over the last ``last_n`` batches, ``retrains`` the number of fits (the warm-up
-        fit included), ``peak_rss_mb`` the highest peak of any fit, ``rows_read`` the rows
-        read for training in total, ``model_kb`` the final model's size.
+        fit included), ``train_mem_mb`` the most memory any of its fits needed (see the
+        module doc), ``peak_rss_mb`` the process's highest peak during a fit, ``rows_read``
+        the rows read for training in total, ``model_kb`` the final model's size.
         """
         n = last_n or self.last_n
         rows = []
@@ -452,6 +454,7 @@ class BacktestResult(Manifest):
             values = [s.metric for s in steps if _finite(s.metric)]
             last = [s.metric for s in steps[-n:] if _finite(s.metric)]
             peaks = [s.peak_rss_mb for s in steps if s.peak_rss_mb is not None]
+            mems = [s.train_mem_mb for s in steps if s.train_mem_mb is not None]
             rows.append({
                 "strategy": name,
                 "kind": kinds[name],
@@ -461,21 +464,99 @@ class BacktestResult(Manifest):
                 "train_cpu_s": round(sum(s.train_cpu_seconds for s in steps), 2),
                 "monitor_cpu_s": round(sum(s.monitor_cpu_seconds for s in steps), 2),
                 "peak_rss_mb": round(max(peaks), 1) if peaks else None,
+                "train_mem_mb": round(max(mems), 1) if mems else None,
                 "rows_read": sum(s.rows_read for s in steps),
                 "model_kb": steps[-1].model_size_kb if steps else None,
             })
         return rows
 
+    def goals(self, *, cpu_factor: float = 45.0, mem_factor: float = 10.0,
+              metric_points: float = 0.5, gain_share: float = 0.95,
+              retrain_share: float = 0.2) -> dict[str, Any]:
+        """The continual-training goals, checked on this run (defaults: issue 4's targets).
+
+        *Warm start*: a ``warm_start``/``hybrid`` strategy uses ``cpu_factor`` x less
+        training CPU and ``mem_factor`` x less training memory (``train_mem_mb``) than
+        stateless on full history (the ``stateless`` strategy without a window), with a
+        mean metric within ``metric_points`` points (x 0.01) of the best stateless one
+        (``stateless`` and ``oracle`` kinds). *Policy*: a ``policy`` strategy gets
+        ``gain_share`` of the oracle's mean-metric gain over ``static`` with at most
+        ``retrain_share`` of the oracle's retrains (warm-up fits not counted).
+
+        Returns:
+            ``{"warm_start": [...], "policy": [...], "references": {...}}``, one row per
+            candidate with its ratios, gaps and a ``met`` flag per goal; rows are sorted
+            best first. Empty lists when the run lacks the references.
+        """
+        rows = {r["strategy"]: r for r in self.summary()}
+        kinds = {s["name"]: s for s in self.strategies}
+        sign = -1.0 if self.lower_is_better else 1.0
+
+        def better(a: float, b: float) -> float:  # > 0 when a is better than b
+            return sign * (a - b)
+
+        scored = {n: r for n, r in rows.items() if r["mean_metric"] is not None}
+        full = next((n for n, s in kinds.items() if s["kind"] == "stateless"
+                     and s.get("window_days") is None and n in scored), None)
+        stateless = [n for n, s in kinds.items() if s["kind"] in ("stateless", "oracle")
+                     and n in scored]
+        best = max(stateless, key=lambda n: sign * scored[n]["mean_metric"], default=None)
+        static = next((n for n, s in kinds.items() if s["kind"] == "static" and n in scored), None)
+        oracle = next((n for n, s in kinds.items() if s["kind"] == "oracle" and n in scored), None)
+        out: dict[str, Any] = {"references": {"stateless_full": full, "best_stateless": best,
+                                              "static": static, "oracle": oracle},
+                               "warm_start": [], "policy": []}
+
+        def ratio(a: float | None, b: float | None) -> float | None:
+            return None if not a or not b else round(a / b, 1)
+
+        if full and best:
+            ref, top = scored[full], scored[best]["mean_metric"]
+            for n, s in kinds.items():
+                if s["kind"] not in _WARM_KINDS or n not in scored:
+                    continue
+                r = scored[n]
+                cpu = ratio(ref["train_cpu_s"], r["train_cpu_s"])
+                mem = ratio(ref["train_mem_mb"], r["train_mem_mb"])
+                gap = round(100 * better(top, r["mean_metric"]), 2)
+                out["warm_start"].append({
+                    "strategy": n, "cpu_x_less": cpu, "mem_x_less": mem, "points_behind_best": gap,
+                    "cpu_met": cpu is not None and cpu >= cpu_factor,
+                    "mem_met": mem is not None and mem >= mem_factor,
+                    "metric_met": gap <= metric_points})
+            out["warm_start"].sort(key=lambda g: (-(g["cpu_met"] + g["mem_met"] + g["metric_met"]),
+                                                  g["points_behind_best"]))
+        if static and oracle:
+            base = scored[static]["mean_metric"]
+            oracle_gain = better(scored[oracle]["mean_metric"], base)
+            oracle_retrains = max(1, scored[oracle]["retrains"] - 1)
+            for n, s in kinds.items():
+                if s["kind"] != "policy" or n not in scored:
+                    continue
+                gain = better(scored[n]["mean_metric"], base)
+                share = None if oracle_gain <= 0 else round(gain / oracle_gain, 3)
+                retrains = round((scored[n]["retrains"] - 1) / oracle_retrains, 3)
+                out["policy"].append({
+                    "strategy": n, "gain_points": round(100 * gain, 2),
+                    "oracle_gain_points": round(100 * oracle_gain, 2), "gain_share": share,
+                    "retrains": scored[n]["retrains"] - 1, "oracle_retrains": oracle_retrains,
+                    "retrain_share": retrains,
+                    "gain_met": share is not None and share >= gain_share,
+                    "retrains_met": retrains <= retrain_share})
+            out["policy"].sort(key=lambda g: -(g["gain_share"] or 0.0))
+        return out
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict: the fields plus ``summary`` (ignored by :meth:`from_dict`)."""
+        """JSON-safe dict: the fields plus ``summary`` and ``goals`` (ignored by :meth:`from_dict`)."""
         out = super().to_dict()
         out["summary"] = self.summary()
+        out["goals"] = self.goals()
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BacktestResult:
         """Inverse of :meth:`to_dict` (the derived ``summary`` key is dropped)."""
-        return super().from_dict({k: v for k, v in data.items() if k != "summary"})
+        return super().from_dict({k: v for k, v in data.items() if k not in ("summary", "goals")})
 
 
 def _finite(x: float | None) -> bool:
@@ -483,58 +564,6 @@ def _finite(x: float | None) -> bool:
 
 
 # -- warm starts -------------------------------------------------------------------------
-
-
-def warm_update(config: PipelineConfig, estimator: Any, X: pd.DataFrame, y: np.ndarray,
-                categorical: list[str], *, method: WarmMethod = "append",
-                decay_rate: float = 0.9, num_boost_round: int | None = None,
-                max_trees: int | None = None) -> Any:
-    """Continue a fitted estimator on new rows; the parent is not modified.
-
-    Args:
-        config: The pipeline (params, ``training.warm_start.num_boost_round``).
-        estimator: The parent: a LightGBM ``Booster`` (or an SGD model for ``append``).
-        X: Features of the new rows (the parent's frozen transformer's output).
-        y: Their targets.
-        categorical: Categorical feature names (as at the parent's fit).
-        method: ``append``, ``refit``, ``refit_append`` or ``bounded`` (see module doc).
-        decay_rate: ``refit``: weight of the old leaf values.
-        num_boost_round: Trees to append (``None`` = ``training.warm_start.num_boost_round``).
-        max_trees: ``bounded``: trees kept (``None`` = the config's ``n_estimators``).
-
-    Returns:
-        The new estimator.
-
-    Raises:
-        ValueError: a LightGBM-only method for another estimator.
-    """
-    from retrainflow.stages.train import fit_estimator, lightgbm_params
-
-    if method in _LIGHTGBM_METHODS and config.training.estimator != "lightgbm":
-        raise ValueError(f"warm method '{method}' needs LightGBM; the estimator is "
-                         f"'{config.training.estimator}'")
-    if num_boost_round is not None:
-        ws = config.training.warm_start.model_copy(update={"num_boost_round": num_boost_round})
-        config = config.model_copy(
-            update={"training": config.training.model_copy(update={"warm_start": ws})})
-    if method == "append":
-        return fit_estimator(config, X, y, categorical, parent=estimator)
-    if method == "refit":
-        return estimator.refit(X, y, decay_rate=decay_rate)
-    if method == "refit_append":
-        refitted = estimator.refit(X, y, decay_rate=decay_rate)
-        return fit_estimator(config, X, y, categorical, parent=refitted)
-    # bounded
-    import lightgbm as lgb
-
-    grown = fit_estimator(config, X, y, categorical, parent=estimator)
-    keep = max_trees or lightgbm_params(config)[1]
-    total = grown.num_trees()
-    if total <= keep:
-        return grown
-    trimmed = lgb.Booster(model_str=grown.model_to_string(start_iteration=total - keep))
-    trimmed.params = dict(grown.params)  # refit needs the objective and params
-    return trimmed.refit(X, y, decay_rate=decay_rate)
 
 
 # -- the engine --------------------------------------------------------------------------
@@ -572,6 +601,7 @@ class _Fit:
     cpu: float = 0.0
     wall: float = 0.0
     peak: float | None = None
+    mem: float | None = None
     data_start: date | None = None
     data_end: date | None = None
     gate_passed: bool | None = None
@@ -580,8 +610,13 @@ class _Fit:
     gate_metric: float | None = None
 
 
-class _Data:
-    """The replayed rows in memory, sorted by time, with day → row-position lookup."""
+class TimeFrame:
+    """A pipeline's rows in memory, sorted by the time column, sliced by day.
+
+    Shared by the backtest and :mod:`retrainflow.freshness`: ``rows(start, end)``
+    is the ``[start, end)`` window a pull of those days would return (a positional
+    slice), ``y`` the target as floats.
+    """
 
     def __init__(self, config: PipelineConfig, frame: pd.DataFrame) -> None:
         import pandas as pd
@@ -653,7 +688,7 @@ def run_backtest(
         if s.warm and config.training.estimator not in WARM_STARTABLE:
             raise ValueError(f"strategy '{s.name}' warm-starts, which estimator "
                              f"'{config.training.estimator}' cannot")
-        if s.warm and s.warm_method in _LIGHTGBM_METHODS and config.training.estimator != "lightgbm":
+        if s.warm and s.warm_method in LIGHTGBM_WARM_METHODS and config.training.estimator != "lightgbm":
             raise ValueError(f"strategy '{s.name}': warm method '{s.warm_method}' needs lightgbm")
 
     source = make_source(config)
@@ -668,7 +703,7 @@ def run_backtest(
     if first_batch >= end:
         raise EmptyWindowError(f"The warm-up of {warmup} days from {start} leaves no batch "
                                f"before {end}; pick an earlier start or a shorter warm-up.")
-    data = _Data(config, source.read_window(start, end))
+    data = TimeFrame(config, source.read_window(start, end))
     batches = []
     b0 = first_batch
     while b0 < end:
@@ -713,7 +748,7 @@ def _fmt(x: float | None) -> str:
 class _Engine:
     """The step logic shared by every strategy."""
 
-    def __init__(self, config: PipelineConfig, data: _Data, start: date, *, validate: bool,
+    def __init__(self, config: PipelineConfig, data: TimeFrame, start: date, *, validate: bool,
                  drift_sample_rows: int) -> None:
         self.config = config
         self.data = data
@@ -788,6 +823,7 @@ class _Engine:
             replay_rows=fit.replay_rows if fit else 0,
             train_cpu_seconds=round(cpu, 4), train_wall_seconds=round(fit.wall if fit else 0.0, 4),
             peak_rss_mb=None if not fit or fit.peak is None else round(fit.peak, 1),
+            train_mem_mb=None if not fit or fit.mem is None else round(fit.mem, 2),
             monitor_cpu_seconds=round(monitor_cpu, 4),
             cumulative_cpu_seconds=round(st.cum_cpu, 4), model_size_kb=st.size_kb,
             num_trees=st.model.num_trees,
@@ -891,7 +927,7 @@ class _Engine:
         from retrainflow.features import FeatureTransformer
         from retrainflow.metering import measure
         from retrainflow.model import TabularModel
-        from retrainflow.stages.train import fit_estimator
+        from retrainflow.stages.train import continue_estimator, fit_estimator
 
         cfg = self.config
         mode, reason = plan
@@ -947,13 +983,15 @@ class _Engine:
             else:
                 assert st.model is not None
                 transformer = st.model.transformer
-                estimator = warm_update(
+                estimator = continue_estimator(
                     cfg, st.model.estimator, transformer.transform(raw), y,
                     transformer.categorical_features_, method=s.warm_method,
                     decay_rate=s.decay_rate, num_boost_round=s.num_boost_round,
                     max_trees=s.max_trees)
         fit.model = TabularModel(transformer, estimator, cfg.task, cfg.training.estimator)
         fit.cpu, fit.wall, fit.peak = cost.cpu_seconds, cost.wall_seconds, cost.peak_rss_mb
+        fit.mem = (float(raw.memory_usage(deep=True).sum()) / 2**20
+                   + max(0.0, cost.peak_rss_mb - cost.start_rss_mb))
         fit.promoted = True
         if s.gate and not first:
             self._gate(fit, st, train_end, b0)

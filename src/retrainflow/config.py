@@ -149,8 +149,19 @@ class WarmStartConfig(_Strict):
     replay_days: int = Field(default=60, ge=1)
     #: ``auto`` mode: a full stateless fit after this many consecutive warm starts.
     max_warm_starts: int = Field(default=4, ge=0)
-    #: LightGBM: boosting rounds added per warm start.
+    #: LightGBM: boosting rounds added per warm start (methods ``append``,
+    #: ``refit_append``, ``bounded``).
     num_boost_round: int = Field(default=50, ge=1)
+    #: How the champion is continued (see :func:`retrainflow.stages.train.continue_estimator`):
+    #: ``append`` adds trees fitted on the new rows (SGD: ``partial_fit``); ``refit`` keeps the
+    #: trees and re-fits their leaf values on the new rows (LightGBM ``Booster.refit``);
+    #: ``refit_append`` does both; ``bounded`` appends, drops the oldest trees beyond
+    #: ``max_trees`` and re-fits the leaves. The last three need LightGBM.
+    method: Literal["append", "refit", "refit_append", "bounded"] = "append"
+    #: ``refit`` family: weight of the old leaf value (``new = d * old + (1 - d) * fitted``).
+    decay_rate: float = Field(default=0.8, ge=0, le=1)
+    #: ``bounded``: trees kept after a warm start (default: ``params.n_estimators``).
+    max_trees: int | None = Field(default=None, ge=1)
 
 
 LIGHTGBM_PARAMS = frozenset(
@@ -187,6 +198,8 @@ LIGHTGBM_PARAMS = frozenset(
 ESTIMATORS = ("lightgbm", "sgd", "random_forest", "hist_gradient_boosting")
 #: Estimators that can continue a fitted model on new rows.
 WARM_STARTABLE = frozenset({"lightgbm", "sgd"})
+#: Warm-start methods that re-fit LightGBM leaf values (``Booster.refit``).
+LIGHTGBM_WARM_METHODS = frozenset({"refit", "refit_append", "bounded"})
 
 
 class TrainingConfig(_Strict):
@@ -203,6 +216,11 @@ class TrainingConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> TrainingConfig:
+        if self.warm_start.method in LIGHTGBM_WARM_METHODS and self.estimator != "lightgbm":
+            raise ValueError(
+                f"warm_start.method '{self.warm_start.method}' needs estimator 'lightgbm'; "
+                f"'{self.estimator}' can only 'append'"
+            )
         if self.mode == "warm_start" and self.estimator not in WARM_STARTABLE:
             raise ValueError(
                 f"mode 'warm_start' needs an estimator that can continue training "

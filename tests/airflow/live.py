@@ -39,3 +39,37 @@ def running_stack(dag_ids: list[str]) -> Iterator[Live]:
         yield Live(client, info, scfg)
     finally:
         stack.stop(scfg)
+
+
+def explain_run(client: Any, dag_id: str, run_id: str) -> str:
+    """What a failed live run left behind: task states, error lines of each failed task's log,
+    and the scheduler's warnings about it — so a CI failure can be read without re-running."""
+    import json
+    import os
+    from pathlib import Path
+
+    home = Path(os.environ["RETRAINFLOW_HOME"])
+    lines = []
+    try:
+        tis = client.get_task_instances(dag_id, run_id)
+    except Exception as exc:  # noqa: BLE001 — diagnostics must not mask the real failure
+        return f"(could not list task instances: {exc})"
+    lines.append("task states: " + ", ".join(f"{ti['task_id']}={ti['state']}" for ti in tis))
+    run_logs = home / "airflow" / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
+    for ti in tis:
+        if ti["state"] not in ("failed", "upstream_failed", "up_for_retry"):
+            continue
+        for log in sorted(run_logs.glob(f"task_id={ti['task_id']}/attempt=*.log")):
+            for raw in log.read_text(errors="replace").splitlines():
+                try:
+                    event = json.loads(raw)
+                except ValueError:
+                    event = {"event": raw, "level": "?"}
+                if event.get("level") in ("error", "critical", "warning", "?"):
+                    lines.append(f"{log.parent.name}/{log.name}: {str(event.get('event'))[:400]} "
+                                 f"{str(event.get('error_detail', ''))[:1500]}")
+    scheduler_log = home / "logs" / "scheduler.log"
+    if scheduler_log.is_file():
+        lines += [f"scheduler: {line[:400]}" for line in scheduler_log.read_text(errors="replace").splitlines()
+                  if run_id in line and ("ERROR" in line or "WARNING" in line or "mismatch" in line)][-20:]
+    return "\n".join(lines)

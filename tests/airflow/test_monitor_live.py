@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.airflow.live import running_stack
+from tests.airflow.live import explain_run, running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +88,7 @@ def test_drift_triggers_a_retrain_over_rest_and_a_second_check_waits(live: dict)
 
     client = live["client"]
     first = _monitor(client, "mon_drift", {"check_date": "2023-04-01"})
-    assert first["state"] == "success"
+    assert first["state"] == "success", explain_run(client, MONITOR, "mon_drift")
     manifest = _manifest(live, "mon_drift")
     assert manifest["decision"]["trigger"] is True and "drift" in manifest["decision"]["reasons"]
     retrain_id = manifest["triggered_run_id"]
@@ -98,7 +98,7 @@ def test_drift_triggers_a_retrain_over_rest_and_a_second_check_waits(live: dict)
     client.set_paused(RETRAIN, True)
     try:
         second = _monitor(client, "mon_drift_again", {"check_date": "2023-04-02"})
-        assert second["state"] == "success"
+        assert second["state"] == "success", explain_run(client, MONITOR, "mon_drift_again")
         again = _manifest(live, "mon_drift_again")
         assert again["decision"]["trigger"] is False
         assert "single_flight" in again["decision"]["blocked_by"]
@@ -106,7 +106,7 @@ def test_drift_triggers_a_retrain_over_rest_and_a_second_check_waits(live: dict)
     finally:
         client.set_paused(RETRAIN, False)
     final = client.wait_for_dag_run(RETRAIN, retrain_id, timeout=600)
-    assert final["state"] == "success"
+    assert final["state"] == "success", explain_run(client, RETRAIN, retrain_id)
     assert final["conf"]["reason_codes"] == manifest["decision"]["reasons"]
     versions = Registry().versions("synthetic")
     assert [v.version for v in versions] == ["1", "2"]

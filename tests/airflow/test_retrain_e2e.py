@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.airflow.live import running_stack
+from tests.airflow.live import explain_run, running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -64,9 +64,9 @@ def test_stateless_then_warm_start_through_the_scheduler(live: dict) -> None:
 
     client = live["client"]
     first = _run(client, "e2e_first", {"window_end": "2023-02-15", "mode": "stateless", "reason": "e2e"})
-    assert first["state"] == "success"
+    assert first["state"] == "success", explain_run(client, DAG_ID, "e2e_first")
     second = _run(client, "e2e_second", {"window_end": "2023-02-22", "reason": "e2e"})
-    assert second["state"] == "success"
+    assert second["state"] == "success", explain_run(client, DAG_ID, "e2e_second")
     states = {ti["task_id"]: ti["state"] for ti in client.get_task_instances(DAG_ID, "e2e_second")}
     assert states == dict.fromkeys(["pull", "validate", "features", "train", "evaluate", "promote"], "success")
 
@@ -101,7 +101,8 @@ def test_flights_stateless_then_warm_start_and_the_champion_serves_raw_rows(live
     for run_id, conf in (("flights_first", {"window_end": "2013-03-01", "mode": "stateless"}),
                          ("flights_second", {"window_end": "2013-03-08", "mode": "auto"})):
         client.trigger_dag_run(FLIGHTS_DAG_ID, conf=conf, run_id=run_id)
-        assert client.wait_for_dag_run(FLIGHTS_DAG_ID, run_id, timeout=600)["state"] == "success"
+        final = client.wait_for_dag_run(FLIGHTS_DAG_ID, run_id, timeout=600)
+        assert final["state"] == "success", explain_run(client, FLIGHTS_DAG_ID, run_id)
     reg = Registry()
     v1, v2 = reg.versions("flights")
     assert (v1.tags["mode"], v2.tags["mode"]) == ("stateless", "warm_start")
@@ -178,7 +179,8 @@ def test_manual_promotion_waits_for_a_human_approval(live: dict) -> None:
         states = {ti["task_id"]: ti["state"] for ti in client.get_task_instances(MANUAL_DAG_ID, run_id)}
         if states.get("approve_champion") in ("awaiting_input", "deferred"):
             break
-        assert client.get_dag_run(MANUAL_DAG_ID, run_id)["state"] != "failed", states
+        assert client.get_dag_run(MANUAL_DAG_ID, run_id)["state"] != "failed", explain_run(
+            client, MANUAL_DAG_ID, run_id)
         time.sleep(2)
     else:
         pytest.fail(f"approval never requested: {states}")
@@ -189,7 +191,7 @@ def test_manual_promotion_waits_for_a_human_approval(live: dict) -> None:
     client.request("PATCH", f"/api/v2/dags/{MANUAL_DAG_ID}/dagRuns/{run_id}/taskInstances/"
                             "approve_champion/-1/hitlDetails", json={"chosen_options": ["Approve"]})
     final = client.wait_for_dag_run(MANUAL_DAG_ID, run_id, timeout=300)
-    assert final["state"] == "success"
+    assert final["state"] == "success", explain_run(client, MANUAL_DAG_ID, run_id)
     champion = reg.champion("synthmanual")
     assert champion is not None and champion.version == "1"
     assert champion.tags["approved_by"] == "admin"

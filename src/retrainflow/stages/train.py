@@ -2,9 +2,10 @@
 
 * **stateless**: a new estimator fitted on the window.
 * **warm_start**: the champion's estimator continued on the pulled rows (new
-  data plus the replay sample): LightGBM adds ``num_boost_round`` trees with
-  ``init_model=``; SGD models run ``partial_fit`` epochs. The parent in the
-  registry is never modified.
+  data plus the replay sample) with ``training.warm_start.method``
+  (:func:`continue_estimator`): LightGBM appends trees (``append``) or re-fits
+  the leaf values of the existing trees (``refit``, and two mixes); SGD models
+  run ``partial_fit`` epochs. The parent in the registry is never modified.
 
 The output is a :class:`~retrainflow.model.TabularModel` (transformer +
 estimator) pickled to ``model.pkl``, plus its cost: CPU and wall seconds and
@@ -73,17 +74,70 @@ def sklearn_estimator(config: PipelineConfig) -> Any:
 
 def fit_estimator(config: PipelineConfig, X: pd.DataFrame, y: np.ndarray, categorical: list[str],
                   parent: Any | None = None) -> Any:
-    """Fit a new estimator, or continue ``parent`` when given (warm start)."""
-    name = config.training.estimator
-    if name == "lightgbm":
+    """Fit a new estimator, or continue ``parent`` when given (warm start).
+
+    A warm start uses the pipeline's ``training.warm_start`` settings
+    (:func:`continue_estimator`).
+    """
+    if parent is not None:
+        return continue_estimator(config, parent, X, y, categorical)
+    if config.training.estimator == "lightgbm":
         import lightgbm as lgb
 
         params, rounds = lightgbm_params(config)
         data = lgb.Dataset(X, label=y, categorical_feature=categorical or "auto", free_raw_data=True)
-        if parent is not None:
-            rounds = config.training.warm_start.num_boost_round
-        return lgb.train(params, data, num_boost_round=rounds, init_model=parent)
-    if parent is not None:
+        return lgb.train(params, data, num_boost_round=rounds)
+    return sklearn_estimator(config).fit(X, y)
+
+
+def continue_estimator(config: PipelineConfig, parent: Any, X: pd.DataFrame, y: np.ndarray,
+                       categorical: list[str], *, method: str | None = None,
+                       decay_rate: float | None = None, num_boost_round: int | None = None,
+                       max_trees: int | None = None) -> Any:
+    """Continue a fitted estimator on new rows; ``parent`` itself is never modified.
+
+    ``append``
+        LightGBM: ``num_boost_round`` new trees fitted on the new rows on top of the
+        parent (``init_model=``); SGD: ``max_iter`` epochs of ``partial_fit``. Cheap,
+        but the old trees stay as they were and pile up.
+    ``refit``
+        ``Booster.refit(X, y, decay_rate=d)``: the trees' *structure* is kept and every
+        leaf value becomes ``d * old + (1 - d) * value fitted on the new rows``. No tree
+        is added: the model keeps its size, and a refit costs about one pass of
+        prediction over the new rows.
+    ``refit_append``
+        ``refit``, then ``append``: re-weighs the old trees *and* adds new structure.
+    ``bounded``
+        ``append``, then only the newest ``max_trees`` trees are kept and the leaves are
+        re-fitted on the new rows, which re-anchors the shortened ensemble.
+
+    Args:
+        config: The pipeline; its ``training.warm_start`` gives every default.
+        parent: A fitted LightGBM ``Booster`` (or an SGD model, ``append`` only).
+        X: Features of the new rows (the parent's frozen transformer's output).
+        y: Their targets.
+        categorical: Categorical feature names (as at the parent's fit).
+        method: Overrides ``warm_start.method``.
+        decay_rate: Overrides ``warm_start.decay_rate``.
+        num_boost_round: Overrides ``warm_start.num_boost_round``.
+        max_trees: Overrides ``warm_start.max_trees`` (default ``n_estimators``).
+
+    Returns:
+        The new estimator.
+
+    Raises:
+        ValueError: a LightGBM-only method for another estimator.
+    """
+    from retrainflow.config import LIGHTGBM_WARM_METHODS
+
+    ws = config.training.warm_start
+    method = method or ws.method
+    decay = ws.decay_rate if decay_rate is None else decay_rate
+    rounds = num_boost_round or ws.num_boost_round
+    if method in LIGHTGBM_WARM_METHODS and config.training.estimator != "lightgbm":
+        raise ValueError(f"warm method '{method}' needs LightGBM; the estimator is "
+                         f"'{config.training.estimator}'")
+    if config.training.estimator != "lightgbm":
         est = copy.deepcopy(parent)
         epochs = int(config.training.params.get("max_iter", 5))
         for _ in range(epochs):
@@ -92,7 +146,29 @@ def fit_estimator(config: PipelineConfig, X: pd.DataFrame, y: np.ndarray, catego
             else:
                 est.partial_fit(X, y)
         return est
-    return sklearn_estimator(config).fit(X, y)
+    import lightgbm as lgb
+
+    def append(base: Any) -> Any:
+        params, _ = lightgbm_params(config)
+        data = lgb.Dataset(X, label=y, categorical_feature=categorical or "auto", free_raw_data=True)
+        return lgb.train(params, data, num_boost_round=rounds, init_model=base)
+
+    if method == "append":
+        return append(parent)
+    if method == "refit":
+        return parent.refit(X, y, decay_rate=decay)
+    if method == "refit_append":
+        return append(parent.refit(X, y, decay_rate=decay))
+    if method != "bounded":
+        raise ValueError(f"unknown warm-start method {method!r}")
+    grown = append(parent)
+    keep = max_trees or ws.max_trees or lightgbm_params(config)[1]
+    total = grown.num_trees()
+    if total <= keep:
+        return grown
+    trimmed = lgb.Booster(model_str=grown.model_to_string(start_iteration=total - keep))
+    trimmed.params = dict(grown.params)  # refit needs the objective and params
+    return trimmed.refit(X, y, decay_rate=decay)
 
 
 def run(config: PipelineConfig, pulled: PullManifest, features: FeaturesManifest, *,
