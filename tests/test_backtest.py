@@ -67,6 +67,9 @@ STRATEGIES = [
              replay_source="reservoir", reservoir_rows=3000),
     Strategy("hybrid", "hybrid", window_days=30, full_refit_every=2),
     Strategy("policy", "policy", window_days=30, gate=True),
+    # the same policy with a cooldown longer than the run: one retrain at most
+    Strategy("policy_once", "policy", window_days=30, gate=True,
+             policy={"cooldown_hours": 24 * 365, "max_retrains_per_week": 1}),
     Strategy("stateless_full", "stateless", window_days=None, retrain_every=2),
     Strategy("oracle", "oracle", window_days=30),
 ]
@@ -171,6 +174,13 @@ def test_policy_triggers_on_the_drift_not_before(bt: BacktestResult) -> None:
     assert all(s.gate_passed is not None for s in fired)  # the policy strategy is gated
     assert all(s.monitor_cpu_seconds > 0 for s in steps[1:])
     assert all(s.drift_share is not None for s in steps[1:])
+    # the overridden policy sees the same checks but its cooldown holds it to one retrain
+    once = bt.steps_of("policy_once")
+    assert [s.drift_share for s in once[1:fired[0].step + 1]] == \
+        [s.drift_share for s in steps[1:fired[0].step + 1]]
+    assert sum(s.triggered is True for s in once) == 1 < len(fired)
+    assert any("cooldown" in s.reason for s in once if s.triggered is False
+               and s.batch_start > fired[0].batch_start)
 
 
 def test_costs_positive_and_cumulative_compute_monotone(bt: BacktestResult) -> None:
@@ -216,7 +226,8 @@ def test_goals_compare_warm_starts_and_the_policy_with_their_references(bt: Back
         100 * (rows[refs["best_stateless"]]["mean_metric"] - rows["warm_refit"]["mean_metric"]),
         abs=0.011)
     assert g["metric_met"] == (g["points_behind_best"] <= 0.5)
-    (p,) = goals["policy"]
+    p, = (g for g in goals["policy"] if g["strategy"] == "policy")
+    assert {g["strategy"] for g in goals["policy"]} == {"policy", "policy_once"}
     assert p["retrains"] == rows["policy"]["retrains"] - 1
     assert p["oracle_retrains"] == rows["oracle"]["retrains"] - 1
     assert p["gain_points"] == pytest.approx(
@@ -287,3 +298,35 @@ def test_cli_backtest(seeded: Any, tmp_path: Path, capsys: pytest.CaptureFixture
 
     assert main(["backtest", "synthetic", "--strategies", "nope"]) == 1
     assert "known: static" in capsys.readouterr().err
+
+
+def test_strategy_file_adds_policies_and_names_bad_specs(seeded: Any, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from retrainflow.backtest import load_strategies
+    from retrainflow.cli.main import main
+
+    good = tmp_path / "policies.yaml"
+    good.write_text("strategies:\n"
+                    "  - {name: cautious, kind: policy, gate: true,\n"
+                    "     policy: {cooldown_hours: 336, drift_m: 3, drift_n: 3}}\n")
+    (s,) = load_strategies(good)
+    assert s.kind == "policy" and s.policy == {"cooldown_hours": 336, "drift_m": 3, "drift_n": 3}
+    code = main(["backtest", "synthetic", "--start", "2023-02-01", "--end", "2023-03-20",
+                 "--batch-days", "7", "--warmup-days", "20", "--strategies", "static",
+                 "--strategy-file", str(good), "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and [r["strategy"] for r in data["summary"]] == ["static", "cautious"]
+
+    for text, message in (("[1, 2]", "expected a list of strategy mappings"),
+                          ("- {name: x, kind: policy, colour: red}", "strategy #1: .*unknown key"),
+                          ("- {name: x, kind: static, policy: {cooldown_hours: 1}}",
+                           "policy overrides need kind 'policy'")):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        with pytest.raises(UserError, match=message):
+            load_strategies(bad)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("- {name: typo, kind: policy, policy: {cooldown_hour: 1}}")
+    assert main(["backtest", "synthetic", "--strategies", "static", "--strategy-file",
+                 str(typo)]) == 1
+    assert "strategy 'typo': policy override cooldown_hour" in capsys.readouterr().err

@@ -96,6 +96,7 @@ __all__ = [
     "Strategy",
     "TimeFrame",
     "default_strategies",
+    "load_strategies",
     "log_to_mlflow",
     "run_backtest",
     "save",
@@ -144,6 +145,8 @@ class Strategy(Manifest):
         gate: Hold out ``evaluation.holdout_days`` before each retrain and promote the new
             model only when it passes :func:`~retrainflow.stages.evaluate.gate` against the
             current one (as the retrain DAG does). The first model is always kept.
+        policy: ``policy`` kind: overrides of the pipeline's ``monitoring.policy`` (e.g.
+            ``{"cooldown_hours": 168}``), so several trigger policies compare in one run.
         description: One line for people.
     """
 
@@ -161,6 +164,7 @@ class Strategy(Manifest):
     max_trees: int | None = None
     full_refit_every: int | None = None
     gate: bool = False
+    policy: dict[str, Any] | None = None
     description: str = ""
 
     strict: ClassVar[bool] = True
@@ -185,6 +189,8 @@ class Strategy(Manifest):
             raise bad("replay_days and reservoir_rows must be >= 1")
         if not 0 <= self.decay_rate <= 1:
             raise bad("decay_rate must be within [0, 1]")
+        if self.policy is not None and self.kind != "policy":
+            raise bad("policy overrides need kind 'policy'")
         for attr in ("num_boost_round", "max_trees", "full_refit_every"):
             value = getattr(self, attr)
             if value is not None and value < (0 if attr == "full_refit_every" else 1):
@@ -305,6 +311,37 @@ def select_strategies(config: PipelineConfig, names: Iterable[str] | None, *,
             raise UserError(f"Unknown backtest strategy '{name}' for '{config.name}'; "
                             f"known: {', '.join(defaults)}.")
         out.append(defaults[name])
+    return out
+
+
+def load_strategies(path: Path | str) -> list[Strategy]:
+    """Strategies from a YAML (or JSON) file: a list of specs, or ``{strategies: [...]}``.
+
+    Each spec holds :class:`Strategy` fields, e.g. a second trigger policy::
+
+        - {name: policy_weekly_cap, kind: policy, gate: true, policy: {max_retrains_per_week: 1}}
+
+    Raises:
+        UserError: unreadable file, wrong layout or an invalid spec (named).
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"Cannot read the strategy file {path}: {exc}") from None
+    if isinstance(data, dict) and set(data) == {"strategies"}:
+        data = data["strategies"]
+    if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
+        raise UserError(f"{path}: expected a list of strategy mappings "
+                        f"(or {{strategies: [...]}}); got {type(data).__name__}")
+    out = []
+    for i, spec in enumerate(data):
+        try:
+            out.append(Strategy.from_spec(spec))
+        except ValueError as exc:
+            raise UserError(f"{path}: strategy #{i + 1}: {exc}") from None
     return out
 
 
@@ -716,7 +753,8 @@ def run_backtest(
     log.info("backtest %s: %d rows, %d batches of %d days, %d strategies", config.name,
              len(data.frame), len(batches), batch_days, len(strats))
 
-    engine = _Engine(config, data, start, validate=validate, drift_sample_rows=drift_sample_rows)
+    engine = _Engine(config, data, start, validate=validate, drift_sample_rows=drift_sample_rows,
+                     policies={s.name: _with_policy(config, s) for s in strats if s.kind == "policy"})
     if any(s.kind == "policy" for s in strats):
         engine.warm_up_monitoring()
     states = {s.name: _State() for s in strats}
@@ -741,6 +779,23 @@ def run_backtest(
     )
 
 
+def _with_policy(config: PipelineConfig, s: Strategy) -> PipelineConfig:
+    """``config`` with the strategy's ``monitoring.policy`` overrides, validated."""
+    if not s.policy:
+        return config
+    from pydantic import ValidationError
+
+    base = config.monitoring.policy
+    try:
+        policy = type(base).model_validate({**base.model_dump(), **s.policy})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise ValueError(f"strategy '{s.name}': policy override {where}: {first['msg']}") from None
+    return config.model_copy(update={"monitoring": config.monitoring.model_copy(
+        update={"policy": policy})})
+
+
 def _fmt(x: float | None) -> str:
     return "-" if not _finite(x) else f"{x:.3f}"
 
@@ -749,8 +804,9 @@ class _Engine:
     """The step logic shared by every strategy."""
 
     def __init__(self, config: PipelineConfig, data: TimeFrame, start: date, *, validate: bool,
-                 drift_sample_rows: int) -> None:
+                 drift_sample_rows: int, policies: Mapping[str, PipelineConfig]) -> None:
         self.config = config
+        self.policies = policies  # the config each policy strategy decides with
         self.data = data
         self.start = start
         self.validate = validate
@@ -777,12 +833,12 @@ class _Engine:
 
     # -- one step ------------------------------------------------------------------------
     def step(self, s: Strategy, st: _State, i: int, b0: date, b1: date) -> StepRecord:
-        monitor_cpu, drift_share, triggered = 0.0, None, None
+        monitor_cpu, drift_share, triggered, note = 0.0, None, None, "not scheduled"
         plan: tuple[Mode, str] | None
         if st.model is None:
             plan = ("stateless", "initial fit")
         elif s.kind == "policy":
-            plan, monitor_cpu, drift_share, triggered = self._policy(s, st, b0)
+            plan, monitor_cpu, drift_share, triggered, note = self._policy(s, st, b0)
         else:
             plan = self._schedule(s, st, i)
         fit = self._train(s, st, i, plan, b0) if plan is not None else None
@@ -807,7 +863,7 @@ class _Engine:
         cpu = fit.cpu if fit else 0.0
         st.cum_cpu += cpu + monitor_cpu
         if fit is None:
-            reason = "not scheduled" if s.kind != "policy" else "policy: no trigger"
+            reason = note
         else:
             reason = fit.skipped or fit.reason
         return StepRecord(
@@ -855,15 +911,17 @@ class _Engine:
         return "warm_start", f"{why}: warm start {st.warm_since_full + 1} of {limit}"
 
     def _policy(self, s: Strategy, st: _State, b0: date
-                ) -> tuple[tuple[Mode, str] | None, float, float | None, bool]:
-        """A monitoring check on the rows before ``b0`` and the policy's decision."""
+                ) -> tuple[tuple[Mode, str] | None, float, float | None, bool, str]:
+        """A monitoring check on the rows before ``b0`` and the policy's decision (the plan,
+        the check's CPU seconds, its drift share, whether it triggered, and why not)."""
         import pandas as pd
 
         from retrainflow.metering import measure
         from retrainflow.monitoring.drift import compute_drift
         from retrainflow.policy import ChampionInfo, CheckResult, PolicyState, decide
 
-        cfg, mon = self.config, self.config.monitoring
+        cfg = self.policies[s.name]
+        mon = cfg.monitoring
         assert st.model is not None and st.data_start is not None and st.data_end is not None
         now = datetime.combine(b0, datetime.min.time(), tzinfo=UTC)
         label_cutoff = b0 - timedelta(days=mon.label_delay_days)
@@ -911,14 +969,17 @@ class _Engine:
             decision = decide(cfg, check, champion, state, now=now)
         st.checks.append(check)
         if not decision.trigger:
-            return None, cost.cpu_seconds, drift_share, False
+            note = "policy: no trigger"
+            if decision.reasons:
+                note += f" ({','.join(decision.reasons)} blocked by {','.join(decision.blocked_by)})"
+            return None, cost.cpu_seconds, drift_share, False, note
         st.trigger_times.append(check.checked_at)
         why = "policy: " + ",".join(decision.reasons)
         if decision.mode == "auto":
             plan = self._auto(s, st, why)
         else:
             plan = (decision.mode, f"{why} ({decision.mode_reason})")  # type: ignore[assignment]
-        return plan, cost.cpu_seconds, drift_share, True
+        return plan, cost.cpu_seconds, drift_share, True, ""
 
     # -- how -----------------------------------------------------------------------------
     def _train(self, s: Strategy, st: _State, i: int, plan: tuple[Mode, str], b0: date) -> _Fit:

@@ -54,6 +54,17 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             yield {"client": live.client, "cfg": cfg, "stack": live.stack, "info": live.info}
 
 
+def _wait_for_scheduler_line(live: dict, *parts: str, timeout: float = 120) -> None:
+    log = live["stack"].log_dir / "scheduler.log"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.is_file() and any(all(p in line for p in parts)
+                                 for line in log.read_text(errors="replace").splitlines()):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"the scheduler never logged a line with {parts} in {log}")
+
+
 def _run(client, run_id: str, conf: dict) -> dict:
     client.trigger_dag_run(DAG_ID, conf=conf, run_id=run_id)
     return client.wait_for_dag_run(DAG_ID, run_id, timeout=420)
@@ -184,6 +195,12 @@ def test_manual_promotion_waits_for_a_human_approval(live: dict) -> None:
         time.sleep(2)
     else:
         pytest.fail(f"approval never requested: {states}")
+    # Answer only once the scheduler has seen the parked worker exit. Airflow 3.3 races
+    # otherwise: an answer within that window resumes the task, and the late "success" of
+    # the parked process then makes the scheduler fail the resumed run as "killed
+    # externally" (a person never answers within that second; this test did, in CI).
+    _wait_for_scheduler_line(live, "TaskInstance Finished", "task_id=approve_champion",
+                             f"run_id={run_id}", "state=awaiting_input")
     # Registered and challenger, but not champion until a person says so.
     reg = Registry()
     assert reg.by_alias("synthmanual", "challenger").version == "1"

@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="days before the first scored batch (default: training.window_days)")
     p.add_argument("--strategies",
                    help="comma-separated strategy names (default: all; see --list)")
+    p.add_argument("--strategy-file", metavar="YAML",
+                   help="more strategies from a YAML list of specs (e.g. other trigger "
+                        "policies: {name: p2, kind: policy, gate: true, policy: {cooldown_hours: "
+                        "168}}), run after the selected ones")
     p.add_argument("--list", action="store_true", help="list the strategies and exit")
     p.add_argument("--validate", action="store_true",
                    help="validate every training frame with the expectations (slow)")
@@ -41,6 +45,7 @@ def backtest_cmd(args: argparse.Namespace) -> int:
     from retrainflow.backtest import (
         SUMMARY_COLUMNS,
         default_strategies,
+        load_strategies,
         log_to_mlflow,
         run_backtest,
         save,
@@ -59,14 +64,19 @@ def backtest_cmd(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.strategies.split(",") if n.strip()] if args.strategies \
         else None
     strategies = select_strategies(cfg, names, batch_days=args.batch_days)
+    if args.strategy_file:
+        strategies += load_strategies(args.strategy_file)
 
     def progress(line: str) -> None:
         if not args.json:
             print(line, file=sys.stderr, flush=True)
 
-    result = run_backtest(cfg, start=args.start, end=args.end, batch_days=args.batch_days,
-                          strategies=strategies, warmup_days=args.warmup_days,
-                          validate=args.validate, progress=progress)
+    try:
+        result = run_backtest(cfg, start=args.start, end=args.end, batch_days=args.batch_days,
+                              strategies=strategies, warmup_days=args.warmup_days,
+                              validate=args.validate, progress=progress)
+    except ValueError as exc:  # duplicate names, a bad policy override, ...
+        raise UserError(str(exc)) from None
     if args.out:
         out_dir = args.out
     else:
