@@ -330,3 +330,28 @@ def test_strategy_file_adds_policies_and_names_bad_specs(seeded: Any, tmp_path: 
     assert main(["backtest", "synthetic", "--strategies", "static", "--strategy-file",
                  str(typo)]) == 1
     assert "strategy 'typo': policy override cooldown_hour" in capsys.readouterr().err
+
+
+def test_parallel_replay_gives_the_sequential_results(bt: BacktestResult, template_home: Path,
+                                                      helpers: Any, tmp_path: Path) -> None:
+    """``jobs=2`` forks workers, one strategy each: every step but the timings is identical."""
+    shutil.copytree(settings.Paths(template_home).lake, settings.Paths(tmp_path).lake)
+    names = ["static", "warm_refit", "policy", "oracle"]
+    timing = {"train_cpu_seconds", "train_wall_seconds", "peak_rss_mb", "train_mem_mb",
+              "monitor_cpu_seconds", "cumulative_cpu_seconds"}
+    lines: list[str] = []
+    with pytest.MonkeyPatch.context() as mp:
+        helpers.point_env(mp, tmp_path)
+        par = run_backtest(small_config(helpers), start=START, end=END, batch_days=BATCH_DAYS,
+                           warmup_days=WARMUP_DAYS, drift_sample_rows=2000, jobs=2,
+                           strategies=[s for s in STRATEGIES if s.name in names],
+                           progress=lines.append)
+    assert par.strategy_names == names  # the given order, whatever order they finished in
+    assert len(lines) == len(names) and all("batches done" in line for line in lines)
+    for name in names:
+        ours = [{k: v for k, v in r.to_dict().items() if k not in timing} for r in par.steps_of(name)]
+        seq = [{k: v for k, v in r.to_dict().items() if k not in timing} for r in bt.steps_of(name)]
+        assert ours == seq, name
+        assert all(r.train_cpu_seconds > 0 for r in par.steps_of(name) if r.retrained)
+    with pytest.raises(ValueError, match="jobs must be >= 1"):
+        run_backtest(small_config(helpers), jobs=0)

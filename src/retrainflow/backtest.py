@@ -687,6 +687,7 @@ def run_backtest(
     validate: bool = False,
     drift_sample_rows: int = 5_000,
     progress: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> BacktestResult:
     """Replay ``[start, end)`` batch by batch through every strategy (test-then-train).
 
@@ -701,7 +702,10 @@ def run_backtest(
         validate: Validate every training frame with the pipeline's expectations
             (Great Expectations; slow) and skip retrains whose data fails.
         drift_sample_rows: Rows per side of the policy's drift tests.
-        progress: Called with a line of text after each step.
+        progress: Called with a line of text after each step (``jobs > 1``: after each
+            strategy).
+        jobs: Worker processes; ``> 1`` replays the strategies in parallel (same results,
+            shorter wall time on several cores; each worker holds its own copy of the data).
 
     Returns:
         The :class:`BacktestResult`.
@@ -715,6 +719,8 @@ def run_backtest(
     t0 = time.perf_counter()
     if batch_days < 1:
         raise ValueError(f"batch_days must be >= 1; got {batch_days}")
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1; got {jobs}")
     strats = [Strategy.from_spec(s) for s in
               (strategies if strategies is not None else default_strategies(config,
                                                                            batch_days=batch_days))]
@@ -753,18 +759,23 @@ def run_backtest(
     log.info("backtest %s: %d rows, %d batches of %d days, %d strategies", config.name,
              len(data.frame), len(batches), batch_days, len(strats))
 
-    engine = _Engine(config, data, start, validate=validate, drift_sample_rows=drift_sample_rows,
-                     policies={s.name: _with_policy(config, s) for s in strats if s.kind == "policy"})
-    if any(s.kind == "policy" for s in strats):
-        engine.warm_up_monitoring()
-    states = {s.name: _State() for s in strats}
-    per: dict[str, list[StepRecord]] = {s.name: [] for s in strats}
-    for i, (b0, b1) in enumerate(batches):
-        for s in strats:
-            per[s.name].append(engine.step(s, states[s.name], i, b0, b1))
-        if progress:
-            bits = ", ".join(f"{s.name}={_fmt(per[s.name][-1].metric)}" for s in strats)
-            progress(f"step {i + 1}/{len(batches)} {b0}: {bits}")
+    engine_kwargs: dict[str, Any] = {
+        "validate": validate, "drift_sample_rows": drift_sample_rows,
+        "policies": {s.name: _with_policy(config, s) for s in strats if s.kind == "policy"}}
+    if jobs > 1 and len(strats) > 1:
+        per = _run_parallel(config, start, end, engine_kwargs, strats, batches, jobs, progress)
+    else:
+        engine = _Engine(config, data, start, **engine_kwargs)
+        if any(s.kind == "policy" for s in strats):
+            engine.warm_up_monitoring()
+        states = {s.name: _State() for s in strats}
+        per = {s.name: [] for s in strats}
+        for i, (b0, b1) in enumerate(batches):
+            for s in strats:
+                per[s.name].append(engine.step(s, states[s.name], i, b0, b1))
+            if progress:
+                bits = ", ".join(f"{s.name}={_fmt(per[s.name][-1].metric)}" for s in strats)
+                progress(f"step {i + 1}/{len(batches)} {b0}: {bits}")
     n_last = last_n or max(1, len(batches) // 4)
     return BacktestResult(
         schema_version=SCHEMA_VERSION, pipeline=config.name, task=config.task,
@@ -777,6 +788,64 @@ def run_backtest(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         seconds=round(time.perf_counter() - t0, 2),
     )
+
+
+#: The engine of a worker process of :func:`_run_parallel` (built by :func:`_init_worker`).
+_WORKER_ENGINE: _Engine | None = None
+
+
+def _init_worker(config: PipelineConfig, start: date, end: date, kwargs: dict[str, Any]) -> None:
+    """Worker start-up: read the same rows as the parent and build the engine once."""
+    from retrainflow.data.sources import make_source
+    from retrainflow.settings import quiet_third_party
+
+    quiet_third_party()
+    global _WORKER_ENGINE
+    data = TimeFrame(config, make_source(config).read_window(start, end))
+    _WORKER_ENGINE = _Engine(config, data, start, **kwargs)
+
+
+def _replay_one(strategy: Strategy, batches: list[tuple[date, date]]) -> list[StepRecord]:
+    """One strategy through every batch, in a worker process (see :func:`_run_parallel`)."""
+    engine = _WORKER_ENGINE
+    assert engine is not None
+    if strategy.kind == "policy":
+        engine.warm_up_monitoring()
+    state = _State()
+    return [engine.step(strategy, state, i, b0, b1) for i, (b0, b1) in enumerate(batches)]
+
+
+def _run_parallel(config: PipelineConfig, start: date, end: date, engine_kwargs: dict[str, Any],
+                  strats: Sequence[Strategy], batches: list[tuple[date, date]], jobs: int,
+                  progress: Callable[[str], None] | None) -> dict[str, list[StepRecord]]:
+    """Replay the strategies in ``jobs`` worker processes, one strategy per task.
+
+    Strategies share nothing but the data, so each one's steps are the same as in a
+    sequential run; only the wall time changes (CPU and memory are measured in each
+    worker). Workers are *spawned*, not forked: a fork after LightGBM's OpenMP pool or
+    a logging/MLflow thread exists in the parent can hang the child. Each worker reads
+    the rows itself once (:func:`_init_worker`).
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # The costliest first, so the pool does not end on one long strategy.
+    cost = {"oracle": 0, "policy": 1, "stateless": 2, "hybrid": 3, "warm_start": 4, "static": 5}
+    order = sorted(strats, key=lambda s: (cost[s.kind], s.window_days is not None))
+    per: dict[str, list[StepRecord]] = {}
+    with ProcessPoolExecutor(max_workers=min(jobs, len(strats)),
+                             mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_init_worker,
+                             initargs=(config, start, end, engine_kwargs)) as pool:
+        futures = {pool.submit(_replay_one, s, batches): s for s in order}
+        for future in as_completed(futures):
+            s = futures[future]
+            per[s.name] = future.result()
+            if progress:
+                values = [r.metric for r in per[s.name] if _finite(r.metric)]
+                progress(f"{s.name}: {len(per[s.name])} batches done ({len(per)}/{len(strats)}), "
+                         f"mean {_fmt(float(np.mean(values)) if values else None)}")
+    return {s.name: per[s.name] for s in strats}
 
 
 def _with_policy(config: PipelineConfig, s: Strategy) -> PipelineConfig:
@@ -812,17 +881,9 @@ class _Engine:
         self.validate = validate
         self.drift_sample_rows = drift_sample_rows
         self.primary = config.evaluation.primary_metric
-        # Import the fitting libraries now, so the first fit's cost is not their import time.
-        import sklearn.compose
-        import sklearn.impute
-        import sklearn.pipeline
-        import sklearn.preprocessing
+        from retrainflow.stages.train import import_fitting_libraries
 
-        if config.training.estimator == "lightgbm":
-            import lightgbm  # noqa: F401
-        else:
-            import sklearn.ensemble
-            import sklearn.linear_model  # noqa: F401
+        import_fitting_libraries(config)
 
     def warm_up_monitoring(self) -> None:
         """One unmeasured tiny drift check, so no step pays Evidently's import time."""
@@ -1133,12 +1194,11 @@ def save(result: BacktestResult, out_dir: Path | str) -> dict[str, Path]:
 def _plot(result: BacktestResult, path: Path, what: Literal["metric", "compute"]) -> None:
     """One line per strategy: the batch metric, or cumulative train + monitor CPU seconds."""
     from matplotlib import colormaps
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-    from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 5.5), dpi=110)
-    FigureCanvasAgg(fig)
+    from retrainflow.reports import agg_figure
+
+    fig = agg_figure()
     ax = fig.add_subplot()
     colors = colormaps["tab20"].colors  # type: ignore[attr-defined]
     for k, name in enumerate(result.strategy_names):
@@ -1175,27 +1235,11 @@ def log_to_mlflow(config: PipelineConfig, result: BacktestResult, paths: Mapping
     Returns:
         The MLflow run id.
     """
-    import mlflow
+    from retrainflow.reports import log_report_to_mlflow
 
-    from retrainflow import settings
-    from retrainflow.registry import Registry
-
-    name = f"{config.name}-backtest"
-    # Registry.tracking() points MLflow here for the block only and restores the caller's URI.
-    with Registry().tracking():
-        if mlflow.get_experiment_by_name(name) is None:
-            mlflow.create_experiment(name, artifact_location=settings.mlflow_artifact_location())
-        experiment = mlflow.get_experiment_by_name(name)
-        with mlflow.start_run(experiment_id=experiment.experiment_id,
-                              run_name=f"backtest {result.start}..{result.end}", tags={
-                                  "batch_days": str(result.batch_days),
-                                  "strategies": ",".join(result.strategy_names)}) as run:
-            metrics: dict[str, float] = {}
-            for row in result.summary():
-                for key in ("mean_metric", "last_metric", "train_cpu_s", "retrains"):
-                    if row[key] is not None:
-                        metrics[f"{row['strategy']}.{key}"] = float(row[key])
-            mlflow.log_metrics(metrics)
-            for path in paths.values():
-                mlflow.log_artifact(str(path), artifact_path="backtest")
-            return run.info.run_id
+    metrics = {f"{row['strategy']}.{key}": row[key] for row in result.summary()
+               for key in ("mean_metric", "last_metric", "train_cpu_s", "train_mem_mb", "retrains")}
+    return log_report_to_mlflow(
+        f"{config.name}-backtest", f"backtest {result.start}..{result.end}", paths.values(),
+        metrics=metrics, artifact_path="backtest",
+        tags={"batch_days": str(result.batch_days), "strategies": ",".join(result.strategy_names)})

@@ -10,6 +10,7 @@ current directory, made absolute once so that child processes agree):
 ``mlflow/artifacts/``   MLflow artifacts
 ``airflow/``            ``AIRFLOW_HOME`` of the embedded stack
 ``logs/``               logs of background servers
+``external/``           downloaded data sets (``retrainflow fetch-data``)
 ======================  ===============================================
 
 ``RETRAINFLOW_CONFIG_DIR`` overrides where pipeline YAML files are found

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, date, datetime
+from datetime import date
 
 from retrainflow.cli.output import print_json, print_table
 
@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="more strategies from a YAML list of specs (e.g. other trigger "
                         "policies: {name: p2, kind: policy, gate: true, policy: {cooldown_hours: "
                         "168}}), run after the selected ones")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="worker processes: replay the strategies in parallel (default 1)")
     p.add_argument("--list", action="store_true", help="list the strategies and exit")
     p.add_argument("--validate", action="store_true",
                    help="validate every training frame with the expectations (slow)")
@@ -41,7 +43,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def backtest_cmd(args: argparse.Namespace) -> int:
-    from retrainflow.artifacts import ArtifactStore
     from retrainflow.backtest import (
         SUMMARY_COLUMNS,
         default_strategies,
@@ -53,6 +54,7 @@ def backtest_cmd(args: argparse.Namespace) -> int:
     )
     from retrainflow.config import find_config
     from retrainflow.exceptions import UserError
+    from retrainflow.reports import default_out_dir
 
     cfg = find_config(args.pipeline)
     if args.batch_days < 1:
@@ -74,14 +76,10 @@ def backtest_cmd(args: argparse.Namespace) -> int:
     try:
         result = run_backtest(cfg, start=args.start, end=args.end, batch_days=args.batch_days,
                               strategies=strategies, warmup_days=args.warmup_days,
-                              validate=args.validate, progress=progress)
+                              validate=args.validate, progress=progress, jobs=args.jobs)
     except ValueError as exc:  # duplicate names, a bad policy override, ...
         raise UserError(str(exc)) from None
-    if args.out:
-        out_dir = args.out
-    else:
-        run_id = "backtest__" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        out_dir = ArtifactStore(cfg.artifact_root_uri()).stage(cfg.name, run_id, "backtest").path
+    out_dir = args.out or default_out_dir(cfg, "backtest")
     paths = save(result, out_dir)
     mlflow_run = log_to_mlflow(cfg, result, paths) if args.mlflow else None
     summary = result.summary()

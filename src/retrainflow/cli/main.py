@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         backtest_cmd,
         data_cmds,
         demo_cmd,
+        freshness_cmd,
         model_cmds,
         monitor_cmd,
         stack_cmds,
@@ -50,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show progress logs of libraries too")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo_cmd, data_cmds, model_cmds, monitor_cmd, backtest_cmd, stack_cmds):
+    for module in (demo_cmd, data_cmds, model_cmds, monitor_cmd, backtest_cmd, freshness_cmd,
+                   stack_cmds):
         module.register(sub)
     return parser
 

@@ -21,6 +21,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from retrainflow.data.flights import load_flights
+from retrainflow.data.flights3m import load_flights3m
 from retrainflow.data.sources import make_source
 from retrainflow.data.synthetic import default_synthetic
 from retrainflow.exceptions import UserError
@@ -37,6 +38,8 @@ FrameLoader = Callable[[], "pd.DataFrame"]
 #: Data set name -> loader of the full frame.
 DATASETS: dict[str, FrameLoader] = {
     "flights": load_flights,
+    # Downloaded once with `retrainflow fetch-data flights3m`; the loader says so when it is missing.
+    "flights3m": load_flights3m,
     "synthetic": default_synthetic,
 }
 
