@@ -298,6 +298,8 @@ def test_cli_backtest(seeded: Any, tmp_path: Path, capsys: pytest.CaptureFixture
 
     assert main(["backtest", "synthetic", "--strategies", "nope"]) == 1
     assert "known: static" in capsys.readouterr().err
+    assert main(["backtest", "synthetic", "--threads", "-1"]) == 1
+    assert "--threads must be >= 0" in capsys.readouterr().err
 
 
 def test_strategy_file_adds_policies_and_names_bad_specs(seeded: Any, tmp_path: Path,
