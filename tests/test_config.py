@@ -331,3 +331,16 @@ def test_relative_parquet_path_is_under_home_lake(
     monkeypatch.setenv("RETRAINFLOW_HOME", str(tmp_path))
     cfg = parse_config(copy.deepcopy(base))
     assert cfg.source.resolved_path() == tmp_path.resolve() / "lake" / "synthetic"
+
+
+def test_with_fit_threads_sets_lightgbm_threads_only(helpers) -> None:
+    from retrainflow.config import with_fit_threads
+
+    cfg = helpers.config_with({"training.params": {"num_threads": 2, "n_estimators": 10}})
+    one = with_fit_threads(cfg, 1)
+    assert one.training.params == {"num_threads": 1, "n_estimators": 10}
+    assert cfg.training.params["num_threads"] == 2  # the original is not changed
+    sgd = helpers.config_with({"training.estimator": "sgd", "training.params": {}})
+    assert with_fit_threads(sgd, 1) is sgd
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        with_fit_threads(cfg, 0)

@@ -544,6 +544,21 @@ def load_all(directory: Path | None = None) -> list[PipelineConfig]:
     return [load_config(p) for p in config_paths(directory)]
 
 
+def with_fit_threads(config: PipelineConfig, threads: int) -> PipelineConfig:
+    """``config`` with LightGBM's ``num_threads`` set to ``threads`` (other estimators as is).
+
+    The offline analyses (backtest, freshness) default to one thread per fit: their CPU
+    seconds are then comparable between fits, where OpenMP threads that spin while they
+    wait for a busy core inflate the CPU time of multi-threaded fits.
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1; got {threads}")
+    if config.training.estimator != "lightgbm":
+        return config
+    params = {**config.training.params, "num_threads": threads}
+    return config.model_copy(update={"training": config.training.model_copy(update={"params": params})})
+
+
 def find_config(name: str, directory: Path | None = None) -> PipelineConfig:
     """The config of pipeline ``name``.
 

@@ -56,16 +56,15 @@ def backtest_cmd(args: argparse.Namespace) -> int:
         save,
         select_strategies,
     )
-    from retrainflow.config import find_config
+    from retrainflow.config import find_config, with_fit_threads
     from retrainflow.exceptions import UserError
     from retrainflow.reports import default_out_dir
 
     cfg = find_config(args.pipeline)
     if args.threads < 0:
         raise UserError(f"--threads must be >= 0; got {args.threads}")
-    if args.threads and cfg.training.estimator == "lightgbm":
-        params = {**cfg.training.params, "num_threads": args.threads}
-        cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"params": params})})
+    if args.threads:
+        cfg = with_fit_threads(cfg, args.threads)
     if args.batch_days < 1:
         raise UserError(f"--batch-days must be >= 1; got {args.batch_days}")
     if args.list:

@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                  "PIPELINE/freshness__<time>/freshness)")
     p.add_argument("--mlflow", action="store_true",
                    help="also log the tables and files to MLflow (<pipeline>-freshness)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="LightGBM threads per fit (default 1, comparable CPU seconds; "
+                        "0 = the pipeline's own setting)")
     p.add_argument("--json", action="store_true", help="print the tables and paths as JSON")
     p.set_defaults(func=freshness_cmd)
 
@@ -83,7 +86,8 @@ def _dates(flag: str, text: str | None) -> list[date] | None:
 
 
 def freshness_cmd(args: argparse.Namespace) -> int:
-    from retrainflow.config import find_config
+    from retrainflow.config import find_config, with_fit_threads
+    from retrainflow.exceptions import UserError
     from retrainflow.freshness import (
         AGE_COLUMNS,
         INTERVAL_COLUMNS,
@@ -94,6 +98,10 @@ def freshness_cmd(args: argparse.Namespace) -> int:
     from retrainflow.reports import default_out_dir
 
     cfg = find_config(args.pipeline)
+    if args.threads < 0:
+        raise UserError(f"--threads must be >= 0; got {args.threads}")
+    if args.threads:
+        cfg = with_fit_threads(cfg, args.threads)
     ages = _ints("--ages", args.ages)
     intervals = _ints("--intervals", args.intervals) or []
     eval_starts = _dates("--eval-start", args.eval_start)
