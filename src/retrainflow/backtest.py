@@ -1192,7 +1192,12 @@ def save(result: BacktestResult, out_dir: Path | str) -> dict[str, Path]:
 
 
 def _plot(result: BacktestResult, path: Path, what: Literal["metric", "compute"]) -> None:
-    """One line per strategy: the batch metric, or cumulative train + monitor CPU seconds."""
+    """One line per strategy: the batch metric, or cumulative train + monitor CPU seconds.
+
+    With many batches the metric is drawn as a centred rolling mean over about a
+    twentieth of the run (said in the title): single days of real data are too noisy
+    to tell fifteen lines apart.
+    """
     from matplotlib import colormaps
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
@@ -1201,11 +1206,17 @@ def _plot(result: BacktestResult, path: Path, what: Literal["metric", "compute"]
     fig = agg_figure()
     ax = fig.add_subplot()
     colors = colormaps["tab20"].colors  # type: ignore[attr-defined]
+    n_batches = len(result.steps_of(result.strategy_names[0])) if result.strategy_names else 0
+    smooth = max(1, n_batches // 20) if n_batches > 60 else 1
     for k, name in enumerate(result.strategy_names):
         steps = result.steps_of(name)
         x = [date.fromisoformat(s.batch_start) for s in steps]
         if what == "metric":
             y = [np.nan if s.metric is None else s.metric for s in steps]
+            if smooth > 1:
+                import pandas as pd
+
+                y = pd.Series(y).rolling(smooth, center=True, min_periods=1).mean().tolist()
         else:
             y = [s.cumulative_cpu_seconds for s in steps]
         style = "--" if name in ("static", "oracle") else "-"
@@ -1217,7 +1228,8 @@ def _plot(result: BacktestResult, path: Path, what: Literal["metric", "compute"]
     if what == "metric":
         ax.set_ylabel(f"{result.primary_metric} on the next batch")
         ax.set_title(f"{result.pipeline}: forward-in-time {result.primary_metric} "
-                     f"({result.batch_days}-day batches)")
+                     f"({result.batch_days}-day batches"
+                     + (f"; rolling mean of {smooth} batches)" if smooth > 1 else ")"))
     else:
         ax.set_ylabel("cumulative CPU seconds (train + monitor)")
         ax.set_yscale("log")
