@@ -95,7 +95,7 @@ def test_lineage_tags_of_a_stateless_version(trained) -> None:
     run = trained.stateless
     tags = Registry().get_version(NAME, "1").tags
     expected = {
-        "pipeline": NAME, "retrain_run_id": "base-stateless", "mode": "stateless",
+        "pipeline": NAME, "retrain_run_id": "base-stateless", "mode": "stateless", "warm_method": "",
         "requested_mode": "stateless", "parent_version": "", "estimator": "lightgbm",
         "window_start": "2023-01-11", "window_end": "2023-02-10",
         "data_start": "2023-01-11", "data_end": "2023-02-10",
@@ -117,7 +117,8 @@ def test_lineage_tags_of_a_warm_start(trained) -> None:
     run = trained.warm
     tags = Registry().get_version(NAME, "2").tags
     expected = {
-        "retrain_run_id": "base-warm", "mode": "warm_start", "requested_mode": "auto",
+        "retrain_run_id": "base-warm", "mode": "warm_start", "warm_method": "append",
+        "requested_mode": "auto",
         "parent_version": "1", "window_start": "2023-02-10", "window_end": "2023-02-17",
         # a warm start covers its parent's data too
         "data_start": "2023-01-11", "data_end": "2023-02-17",

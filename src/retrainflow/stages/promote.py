@@ -62,6 +62,8 @@ def lineage_tags(config: PipelineConfig, pulled: PullManifest, trained: TrainMan
         "requested_mode": ctx.requested_mode,
         "mode": pulled.mode,
         "mode_reason": pulled.mode_reason,
+        # How a warm start continued its parent (training.warm_start.method); "" when stateless.
+        "warm_method": config.training.warm_start.method if pulled.mode == "warm_start" else "",
         "parent_version": pulled.parent_version or "",
         "estimator": trained.estimator,
         "window_start": pulled.train.start,
