@@ -267,9 +267,9 @@ class Registry:
 
 
 HISTORY_FIELDS = (
-    "version", "created", "aliases", "mode", "parent_version", "window_start", "window_end",
-    "data_start", "data_end", "rows", "new_rows", "replay_rows", "trigger_reason", "gate_passed",
-    "primary_metric", "challenger_metric", "champion_metric", "champion_since", "champion_until",
+    "version", "created", "aliases", "mode", "warm_method", "parent_version", "window_start",
+    "window_end", "data_start", "data_end", "rows", "new_rows", "replay_rows", "trigger_reason",
+    "gate_passed", "primary_metric", "challenger_metric", "champion_metric", "champion_since", "champion_until",
     "previous_champion", "train_cpu_seconds", "peak_rss_mb", "dag_run_id", "train_fingerprint",
 )
 

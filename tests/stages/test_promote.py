@@ -235,6 +235,7 @@ def test_history_rows(chain) -> None:
     assert [r["gate_passed"] for r in rows] == [True, False, True, True, True, False]
     assert [r["mode"] for r in rows] == ["stateless", "warm_start", "warm_start", "warm_start",
                                          "stateless", "stateless"]
+    assert [r["warm_method"] for r in rows] == ["", "append", "append", "append", "", ""]
     assert [r["parent_version"] for r in rows] == ["", "1", "1", "3", "4", "5"]
     assert rows[4]["aliases"] == [CHAMPION] and rows[5]["aliases"] == [CHALLENGER]
     assert [bool(r["champion_since"]) for r in rows] == [True, False, True, True, True, False]
