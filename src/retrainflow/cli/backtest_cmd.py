@@ -6,6 +6,7 @@ import argparse
 import sys
 from datetime import date
 
+from retrainflow.cli.analysis_args import add_threads_option, analysis_config
 from retrainflow.cli.output import print_json, print_table
 
 
@@ -29,10 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="more strategies from a YAML list of specs (e.g. other trigger "
                         "policies: {name: p2, kind: policy, gate: true, policy: {cooldown_hours: "
                         "168}}), run after the selected ones")
-    p.add_argument("--threads", type=int, default=1,
-                   help="LightGBM threads per fit (default 1: on a busy machine OpenMP threads "
-                        "spin while they wait, which inflates the CPU seconds compared; "
-                        "0 = the pipeline's own setting)")
+    add_threads_option(p)
     p.add_argument("--jobs", type=int, default=1,
                    help="worker processes: replay the strategies in parallel (default 1)")
     p.add_argument("--list", action="store_true", help="list the strategies and exit")
@@ -56,15 +54,10 @@ def backtest_cmd(args: argparse.Namespace) -> int:
         save,
         select_strategies,
     )
-    from retrainflow.config import find_config, with_fit_threads
     from retrainflow.exceptions import UserError
     from retrainflow.reports import default_out_dir
 
-    cfg = find_config(args.pipeline)
-    if args.threads < 0:
-        raise UserError(f"--threads must be >= 0; got {args.threads}")
-    if args.threads:
-        cfg = with_fit_threads(cfg, args.threads)
+    cfg = analysis_config(args)
     if args.batch_days < 1:
         raise UserError(f"--batch-days must be >= 1; got {args.batch_days}")
     if args.list:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from datetime import date
+from typing import TypeVar
 
+from retrainflow.cli.analysis_args import add_threads_option, analysis_config
 from retrainflow.cli.output import print_json, print_table
+
+T = TypeVar("T")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,18 +49,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                                  "PIPELINE/freshness__<time>/freshness)")
     p.add_argument("--mlflow", action="store_true",
                    help="also log the tables and files to MLflow (<pipeline>-freshness)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="LightGBM threads per fit (default 1, comparable CPU seconds; "
-                        "0 = the pipeline's own setting)")
+    add_threads_option(p)
     p.add_argument("--json", action="store_true", help="print the tables and paths as JSON")
     p.set_defaults(func=freshness_cmd)
 
 
-def _ints(flag: str, text: str | None) -> list[int] | None:
-    """``"0,1,7"`` → ``[0, 1, 7]``; None stays None.
+def _split(flag: str, text: str | None, convert: Callable[[str], T], what: str,
+           example: str) -> list[T] | None:
+    """``"a,b"`` → ``[convert(a), convert(b)]``; None stays None.
 
     Raises:
-        UserError: an empty list or a part that is not a whole number.
+        UserError: an empty list, or a part ``convert`` refuses (``what`` names the kind).
     """
     from retrainflow.exceptions import UserError
 
@@ -63,31 +67,23 @@ def _ints(flag: str, text: str | None) -> list[int] | None:
         return None
     parts = [t.strip() for t in text.split(",") if t.strip()]
     if not parts:
-        raise UserError(f"{flag} is empty; give comma-separated whole days, e.g. {flag} 0,7,14.")
+        raise UserError(f"{flag} is empty; give {what}, e.g. {flag} {example}.")
     try:
-        return [int(t) for t in parts]
+        return [convert(t) for t in parts]
     except ValueError:
-        raise UserError(f"{flag}: expected comma-separated whole days; got {text!r}.") from None
+        raise UserError(f"{flag}: expected {what}; got {text!r}.") from None
+
+
+def _ints(flag: str, text: str | None) -> list[int] | None:
+    return _split(flag, text, int, "comma-separated whole days", "0,7,14")
 
 
 def _dates(flag: str, text: str | None) -> list[date] | None:
-    from retrainflow.exceptions import UserError
-
-    if text is None:
-        return None
-    parts = [t.strip() for t in text.split(",") if t.strip()]
-    if not parts:
-        raise UserError(f"{flag} is empty; give dates, e.g. {flag} 2013-10-01,2013-11-01.")
-    try:
-        return [date.fromisoformat(t) for t in parts]
-    except ValueError:
-        raise UserError(f"{flag}: expected comma-separated YYYY-MM-DD dates; got "
-                        f"{text!r}.") from None
+    return _split(flag, text, date.fromisoformat, "comma-separated YYYY-MM-DD dates",
+                  "2013-10-01,2013-11-01")
 
 
 def freshness_cmd(args: argparse.Namespace) -> int:
-    from retrainflow.config import find_config, with_fit_threads
-    from retrainflow.exceptions import UserError
     from retrainflow.freshness import (
         AGE_COLUMNS,
         INTERVAL_COLUMNS,
@@ -97,11 +93,7 @@ def freshness_cmd(args: argparse.Namespace) -> int:
     )
     from retrainflow.reports import default_out_dir
 
-    cfg = find_config(args.pipeline)
-    if args.threads < 0:
-        raise UserError(f"--threads must be >= 0; got {args.threads}")
-    if args.threads:
-        cfg = with_fit_threads(cfg, args.threads)
+    cfg = analysis_config(args)
     ages = _ints("--ages", args.ages)
     intervals = _ints("--intervals", args.intervals) or []
     eval_starts = _dates("--eval-start", args.eval_start)
