@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from retrainflow.config import find_config, load_config
+from retrainflow.core import metrics, training
 from retrainflow.data.sources import PART_FILE, days_between, partition_name
 from retrainflow.exceptions import (
     ConfigError,
@@ -33,7 +34,6 @@ from retrainflow.exceptions import (
 )
 from retrainflow.pipeline import run_all
 from retrainflow.registry import Registry
-from retrainflow.stages import evaluate, train
 
 WINDOW_END = "2023-03-01"
 NEW_DAYS = days_between(date(2023, 2, 10), date(2023, 3, 1))  # train (new rows) + holdout
@@ -130,8 +130,8 @@ def test_unreadable_parquet_file(trained_fork, helpers) -> None:
     assert report["error"]["file"] == str(bad)
 
 
-@pytest.mark.parametrize(("target", "stage"), [(train, "fit_estimator"),
-                                               (evaluate, "compute_metrics")])
+@pytest.mark.parametrize(("target", "stage"), [(training, "fit_estimator"),
+                                               (metrics, "compute_metrics")])
 def test_crash_in_training_or_evaluation_registers_nothing(trained_fork, helpers, monkeypatch,
                                                            target, stage) -> None:
     before = _state()

@@ -180,6 +180,33 @@ BAD_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
     ("bad_task", _set("task", value="multiclass"), "task", r"got 'multiclass'"),
     ("bad_source_kind", _set("source", "kind", value="ftp"), "source", r"ftp"),
     ("empty_features", _set("features", value={}), "features", r"at least one"),
+    (
+        "drift_test_for_categories_on_a_numeric_column",
+        _set("monitoring", "drift", "columns", value={"x1": {"method": "chisquare"}}),
+        "monitoring.drift.columns.x1.method",
+        r"'chisquare' does not support numeric columns such as 'x1'; use one of \[.*'ks'.*\]",
+    ),
+    (
+        "drift_test_for_numbers_on_a_categorical_column",
+        _set("monitoring", "drift", "columns", value={"segment": {"method": "wasserstein"}}),
+        "monitoring.drift.columns.segment.method",
+        (r"'wasserstein' does not support categorical columns such as 'segment'; "
+         r"use one of \['chisquare', 'hellinger', 'jensenshannon', 'kl_div', 'psi', 'TVD', 'z'\]"),
+    ),
+    (
+        "global_numeric_drift_test_with_categorical_features",
+        _set("monitoring", "drift", "method", value="ks"),
+        "monitoring.drift.method",
+        (r"'ks' does not support categorical columns, and \['segment', 'channel'\] have no method "
+         r"of their own; set monitoring.drift.columns.<column>.method to one of \['chisquare', .*\], "
+         r"or use a method for both types: \['hellinger', 'jensenshannon', 'kl_div', 'psi'\]"),
+    ),
+    (
+        "global_categorical_drift_test_with_numeric_features",
+        _set("monitoring", "drift", "method", value="TVD"),
+        "monitoring.drift.method",
+        r"'TVD' does not support numeric columns, and \['x1', 'x2', 'x3', 'x4'\] have no method",
+    ),
 ]
 
 
@@ -273,6 +300,42 @@ def test_regression_task_with_regression_metrics(tmp_path: Path, base: dict[str,
     assert cfg.lower_is_better
 
 
+# -- drift methods and column types --------------------------------------------------------------
+@pytest.mark.parametrize(
+    "drift",
+    [
+        {"method": "psi"},  # supports both types
+        {"method": "ks", "columns": {"segment": {"method": "chisquare"},
+                                     "channel": {"method": "jensenshannon", "threshold": 0.2}}},
+        {"method": "chisquare",
+         "columns": {c: {"method": "wasserstein"} for c in ("x1", "x2", "x3", "x4")}},
+        {"columns": {"x1": {"method": "ks"}, "segment": {"method": "z"}}},
+    ],
+    ids=["both_types", "numeric_global_categorical_own", "categorical_global_numeric_own",
+         "own_only"],
+)
+def test_drift_methods_that_fit_every_column_are_valid(
+    base: dict[str, Any], drift: dict[str, Any]
+) -> None:
+    data = copy.deepcopy(base)
+    data["monitoring"]["drift"] = drift
+    assert parse_config(data).monitoring.drift.method == drift.get("method")
+
+
+def test_drift_column_types_match_evidently() -> None:
+    """``STAT_TEST_COLUMN_TYPES`` is Evidently's own ``allowed_feature_types`` of each test."""
+    from evidently.legacy.calculations.stattests.registry import _registered_stat_tests
+    from evidently.legacy.core import ColumnType
+
+    from retrainflow.config import STAT_TEST_COLUMN_TYPES, STAT_TESTS
+
+    assert set(STAT_TEST_COLUMN_TYPES) == set(STAT_TESTS)
+    names = {ColumnType.Numerical: "numeric", ColumnType.Categorical: "categorical"}
+    for method, kinds in STAT_TEST_COLUMN_TYPES.items():
+        registered = _registered_stat_tests[{"energy": "ed"}.get(method, method)]
+        assert kinds == {names[t] for t in registered if t in names}, method
+
+
 # -- find_config ----------------------------------------------------------------------------------
 def test_find_config_by_name() -> None:
     cfg = find_config("synthetic", SYNTHETIC_YAML.parent)
@@ -316,13 +379,35 @@ def test_env_vars_expanded_in_source(monkeypatch: pytest.MonkeyPatch, base: dict
     assert cfg.source.url == "postgresql://alice:s3cret@db:5432/features"
 
 
-def test_unset_env_var_is_left_as_is(monkeypatch: pytest.MonkeyPatch, base: dict[str, Any]) -> None:
+def test_unset_env_var_is_an_error_naming_field_and_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base: dict[str, Any]
+) -> None:
+    """An unset ``${VAR}`` used to stay in the value silently (a path named '${VAR}')."""
     monkeypatch.delenv("RF_TEST_UNSET_VAR", raising=False)
     monkeypatch.setenv("RF_TEST_LAKE", "lake_dir")
     data = copy.deepcopy(base)
     data["source"] = {"kind": "parquet", "path": "${RF_TEST_LAKE}/${RF_TEST_UNSET_VAR}"}
-    cfg = parse_config(data)
-    assert cfg.source.path == "lake_dir/${RF_TEST_UNSET_VAR}"
+    path = _write(tmp_path, data)
+    with pytest.raises(ConfigError, match=r"uses \$\{RF_TEST_UNSET_VAR\}, but the environment "
+                       r"variable RF_TEST_UNSET_VAR is not set") as info:
+        load_config(path)
+    assert info.value.field == "source.path"
+    assert info.value.message.startswith(f"The field 'source.path' in {path}: ")
+    assert "RF_TEST_LAKE" not in info.value.message  # set variables are not blamed
+
+
+def test_unset_env_vars_in_a_list_name_the_item(
+    monkeypatch: pytest.MonkeyPatch, base: dict[str, Any]
+) -> None:
+    monkeypatch.delenv("RF_TEST_UNSET_A", raising=False)
+    monkeypatch.delenv("RF_TEST_UNSET_B", raising=False)
+    data = copy.deepcopy(base)
+    data["evaluation"]["slices"] = ["segment", "${RF_TEST_UNSET_B}_${RF_TEST_UNSET_A}"]
+    with pytest.raises(
+        ConfigError, match=r"variables RF_TEST_UNSET_A and RF_TEST_UNSET_B are not set"
+    ) as info:
+        parse_config(data, file="x.yaml")
+    assert info.value.field == "evaluation.slices[1]"
 
 
 def test_relative_parquet_path_is_under_home_lake(
@@ -344,3 +429,74 @@ def test_with_fit_threads_sets_lightgbm_threads_only(helpers) -> None:
     assert with_fit_threads(sgd, 1) is sgd
     with pytest.raises(ValueError, match="threads must be >= 1"):
         with_fit_threads(cfg, 0)
+
+
+# -- warnings: valid settings known to go wrong ----------------------------------------------------
+def _with(base: dict[str, Any], **changes: Any) -> PipelineConfig:
+    """``base`` with dotted-path fields replaced (``training__mode`` → ``training.mode``)."""
+    data = copy.deepcopy(base)
+    for dotted, value in changes.items():
+        node = data
+        *parents, leaf = dotted.split("__")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return parse_config(data)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        # auto mode: max_warm_starts bounds the chain; 2 x 20 = 40 appended trees <= 50
+        ({}, None),
+        ({"training__mode": "warm_start"}, r"with training.mode 'warm_start' has no bound"),
+        ({"monitoring__policy__mode": "warm_start"},
+         r"with monitoring.policy.mode 'warm_start' has no bound"),
+        ({"monitoring__policy__mode": "warm_start", "monitoring__enabled": False}, None),
+        # auto, but 6 x 20 = 120 appended trees outnumber the 50 of a from-scratch fit
+        ({"training__warm_start__max_warm_starts": 6},
+         r"appends up to 6 x 20 = 120 trees before a full refit, more than the 50 .*"
+         r"keep max_warm_starts x num_boost_round at most 50"),
+        ({"training__mode": "stateless"}, None),  # never warm-starts
+        ({"training__mode": "warm_start", "training__warm_start__method": "refit"}, None),
+        ({"training__mode": "warm_start", "training__warm_start__method": "bounded"}, None),
+        ({"training__mode": "warm_start", "training__estimator": "sgd",
+          "training__params": {}}, None),  # partial_fit piles nothing up
+    ],
+    ids=["auto_bounded", "warm_start", "policy_warm_start", "policy_off", "auto_too_many",
+         "stateless", "refit", "bounded", "sgd"],
+)
+def test_append_without_a_bound_is_warned_about(
+    base: dict[str, Any], changes: dict[str, Any], expected: str | None
+) -> None:
+    import re
+
+    from retrainflow.config import config_warnings
+
+    warnings = config_warnings(_with(base, **changes))
+    if expected is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1
+        assert re.search(expected, warnings[0]), warnings[0]
+        # says what to do instead
+        assert "refit, refit_append or bounded" in warnings[0]
+
+
+def test_validate_config_prints_warnings_without_failing(
+    tmp_path: Path, base: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from retrainflow.cli.data_cmds import validate_config_cmd
+
+    data = copy.deepcopy(base)
+    data["training"]["mode"] = "warm_start"
+    path = _write(tmp_path, data)
+    code = validate_config_cmd(argparse.Namespace(paths=[path, SYNTHETIC_YAML], no_data=True))
+    out = capsys.readouterr().out
+    assert code == 0
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1  # the shipped synthetic config (auto, bounded) is not warned about
+    assert warnings[0].startswith(f"warning: {path}: training.warm_start.method 'append' ")
+    assert "mode 'auto' with max_warm_starts as the bound" in warnings[0]

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retrainflow.jsonsafe import json_safe
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -28,25 +30,6 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.=+-]")
 def safe_name(text: str) -> str:
     """A path-safe version of a run id (Airflow run ids contain ':' and '+')."""
     return _SAFE.sub("_", text)
-
-
-def json_default(obj: Any) -> Any:
-    """``json.dumps`` fallback for numpy scalars, dates and paths."""
-    import numpy as np
-
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return None if np.isnan(obj) else float(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if hasattr(obj, "isoformat"):
-        return obj.isoformat()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
 @contextmanager
@@ -74,9 +57,11 @@ class StageDir:
         return self.path / name
 
     def write_json(self, name: str, payload: Any) -> Path:
+        """Write ``payload`` as strict JSON (see :func:`~retrainflow.jsonsafe.json_safe`)."""
         target = self.file(name)
+        text = json.dumps(json_safe(payload), indent=2, sort_keys=True, allow_nan=False)
         with atomic_path(target) as tmp:
-            tmp.write_text(json.dumps(payload, indent=2, default=json_default, sort_keys=True))
+            tmp.write_text(text)
         return target
 
     def read_json(self, name: str) -> Any:
@@ -94,7 +79,7 @@ class StageDir:
             frame.to_parquet(tmp, index=False)
         return target
 
-    def write_with(self, name: str, writer: Callable[[Path], None]) -> Path:
+    def write_with(self, name: str, writer: Callable[[Path], object]) -> Path:
         """Atomically write ``name`` with ``writer(tmp_path)``."""
         target = self.file(name)
         with atomic_path(target) as tmp:

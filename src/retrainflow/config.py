@@ -19,15 +19,19 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from retrainflow import settings
+from retrainflow.core.metrics import (
+    CLASSIFICATION_METRICS,
+    LOWER_IS_BETTER,
+    REGRESSION_METRICS,
+    lower_is_better,
+)
+from retrainflow.core.modes import WARM_STARTABLE, Mode
 from retrainflow.exceptions import ConfigError, PipelineNotFoundError
 
-TaskType = Literal["binary_classification", "regression"]
-Mode = Literal["stateless", "warm_start", "auto"]
+__all__ = ["CLASSIFICATION_METRICS", "LOWER_IS_BETTER", "REGRESSION_METRICS", "WARM_STARTABLE",
+           "Mode", "PipelineConfig", "load_config", "parse_config"]
 
-CLASSIFICATION_METRICS = ("roc_auc", "log_loss", "accuracy", "f1", "brier")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
-#: Metrics where a smaller value is better.
-LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
+TaskType = Literal["binary_classification", "regression"]
 
 _NAME_RE = r"^[a-z][a-z0-9_]{0,62}$"
 
@@ -152,7 +156,7 @@ class WarmStartConfig(_Strict):
     #: LightGBM: boosting rounds added per warm start (methods ``append``,
     #: ``refit_append``, ``bounded``).
     num_boost_round: int = Field(default=50, ge=1)
-    #: How the champion is continued (see :func:`retrainflow.stages.train.continue_estimator`):
+    #: How the champion is continued (see :func:`retrainflow.core.training.continue_estimator`):
     #: ``append`` adds trees fitted on the new rows (SGD: ``partial_fit``); ``refit`` keeps the
     #: trees and re-fits their leaf values on the new rows (LightGBM ``Booster.refit``);
     #: ``refit_append`` does both; ``bounded`` appends, drops the oldest trees beyond
@@ -195,9 +199,6 @@ LIGHTGBM_PARAMS = frozenset(
     }
 )
 
-ESTIMATORS = ("lightgbm", "sgd", "random_forest", "hist_gradient_boosting")
-#: Estimators that can continue a fitted model on new rows.
-WARM_STARTABLE = frozenset({"lightgbm", "sgd"})
 #: Warm-start methods that re-fit LightGBM leaf values (``Booster.refit``).
 LIGHTGBM_WARM_METHODS = frozenset({"refit", "refit_append", "bounded"})
 
@@ -208,7 +209,7 @@ class TrainingConfig(_Strict):
     estimator: Literal["lightgbm", "sgd", "random_forest", "hist_gradient_boosting"] = "lightgbm"
     #: Hyperparameters of the estimator (checked against the estimator's own names).
     params: dict[str, int | float | str | bool] = Field(default_factory=dict)
-    mode: Mode = "auto"
+    mode: Mode = Mode.AUTO
     #: Days of data in a stateless training window.
     window_days: int = Field(default=60, ge=1)
     warm_start: WarmStartConfig = Field(default_factory=WarmStartConfig)
@@ -221,7 +222,7 @@ class TrainingConfig(_Strict):
                 f"warm_start.method '{self.warm_start.method}' needs estimator 'lightgbm'; "
                 f"'{self.estimator}' can only 'append'"
             )
-        if self.mode == "warm_start" and self.estimator not in WARM_STARTABLE:
+        if self.mode == Mode.WARM_START and self.estimator not in WARM_STARTABLE:
             raise ValueError(
                 f"mode 'warm_start' needs an estimator that can continue training "
                 f"({sorted(WARM_STARTABLE)}); '{self.estimator}' cannot"
@@ -274,6 +275,26 @@ STAT_TESTS = (
     "ks", "psi", "wasserstein", "jensenshannon", "kl_div", "chisquare", "z", "anderson",
     "cramer_von_mises", "hellinger", "energy", "mannw", "t_test", "TVD", "empirical_mmd",
 )
+_NUMERIC = frozenset({"numeric"})
+_CATEGORICAL = frozenset({"categorical"})
+_BOTH = _NUMERIC | _CATEGORICAL
+#: The column types each test supports: the ``allowed_feature_types`` of Evidently 0.7's
+#: registered stat tests (``evidently.legacy.calculations.stattests``; ``energy`` is
+#: registered there as ``ed``). Written out so that loading a config does not import
+#: Evidently; ``tests/test_config.py`` checks the table against the installed Evidently.
+STAT_TEST_COLUMN_TYPES: dict[str, frozenset[str]] = {
+    "ks": _NUMERIC, "wasserstein": _NUMERIC, "anderson": _NUMERIC, "cramer_von_mises": _NUMERIC,
+    "energy": _NUMERIC, "mannw": _NUMERIC, "t_test": _NUMERIC, "empirical_mmd": _NUMERIC,
+    "chisquare": _CATEGORICAL, "z": _CATEGORICAL, "TVD": _CATEGORICAL,
+    "psi": _BOTH, "jensenshannon": _BOTH, "kl_div": _BOTH, "hellinger": _BOTH,
+}
+
+
+def _stat_tests_for(kind: str) -> list[str]:
+    """The tests that support ``kind``: ``numeric``, ``categorical`` or both, joined by "and"."""
+    wanted = set(kind.split(" and "))
+    fit = (m for m, kinds in STAT_TEST_COLUMN_TYPES.items() if wanted <= kinds)
+    return sorted(fit, key=str.lower)
 
 
 class DriftTestConfig(_Strict):
@@ -286,7 +307,9 @@ class DriftTestConfig(_Strict):
 class DriftConfig(_Strict):
     """How feature drift is measured (with Evidently)."""
 
-    #: Test for every column without its own entry; None lets Evidently pick by type and size.
+    #: Test for every feature without its own method; it must support the type of each of
+    #: them (``STAT_TEST_COLUMN_TYPES``). The prediction and target columns get it when it
+    #: supports their type. None lets Evidently pick by type and size.
     method: Literal[STAT_TESTS] | None = None  # type: ignore[valid-type]
     threshold: float | None = Field(default=None, gt=0)
     #: Per-column overrides.
@@ -299,13 +322,15 @@ class DriftConfig(_Strict):
     severe_share: float = Field(default=0.8, gt=0, le=1)
 
 
+TriggerRule = Literal["drift", "performance", "volume", "staleness"]
+_DEFAULT_TRIGGERS: list[TriggerRule] = ["drift", "performance"]
+
+
 class PolicyConfig(_Strict):
     """When the monitoring DAG triggers a retrain, and the hygiene around it."""
 
     #: Rules that may trigger: drift, performance, volume, staleness (on demand is always allowed).
-    triggers: list[Literal["drift", "performance", "volume", "staleness"]] = Field(
-        default_factory=lambda: ["drift", "performance"]
-    )
+    triggers: list[TriggerRule] = Field(default_factory=lambda: _DEFAULT_TRIGGERS.copy())
     #: performance: drop of the primary metric vs the champion's gate-time value.
     performance_drop: float = Field(default=0.02, ge=0)
     #: volume: new labelled rows since the champion's data end.
@@ -322,7 +347,7 @@ class PolicyConfig(_Strict):
     min_samples: int = Field(default=500, ge=1)
     #: Mode of a triggered retrain; None = ``training.mode`` (a schema change or severe
     #: drift makes it stateless either way).
-    mode: Literal["stateless", "warm_start", "auto"] | None = None
+    mode: Mode | None = None
 
     @model_validator(mode="after")
     def _m_of_n(self) -> PolicyConfig:
@@ -412,12 +437,35 @@ class PipelineConfig(_Strict):
         for col in drift.columns:
             if col not in known:
                 raise _FieldError(f"monitoring.drift.columns.{col}", f"'{col}' is not a feature")
+        kinds = {**dict.fromkeys(self.features.numeric, "numeric"),
+                 **dict.fromkeys(self.features.categorical, "categorical")}
+        for col, test in drift.columns.items():
+            if test.method is not None and kinds[col] not in STAT_TEST_COLUMN_TYPES[test.method]:
+                raise _FieldError(
+                    f"monitoring.drift.columns.{col}.method",
+                    f"'{test.method}' does not support {kinds[col]} columns such as '{col}'; "
+                    f"use one of {_stat_tests_for(kinds[col])}",
+                )
+        if drift.method is not None:
+            own = {col for col, test in drift.columns.items() if test.method is not None}
+            unfit = [col for col, kind in kinds.items()
+                     if col not in own and kind not in STAT_TEST_COLUMN_TYPES[drift.method]]
+            if unfit:
+                kind, one = kinds[unfit[0]], len(unfit) == 1
+                raise _FieldError(
+                    "monitoring.drift.method",
+                    f"'{drift.method}' does not support {kind} columns, and {unfit} "
+                    f"{'has' if one else 'have'} no method of {'its' if one else 'their'} own; set "
+                    f"monitoring.drift.columns.<column>.method to one of {_stat_tests_for(kind)}, "
+                    f"or use a method for both types: {_stat_tests_for('numeric and categorical')}",
+                )
         return self
 
     # -- helpers used across stages -------------------------------------------------
     @property
     def lower_is_better(self) -> bool:
-        return self.evaluation.primary_metric in LOWER_IS_BETTER
+        """Direction of the primary metric (:func:`retrainflow.core.metrics.lower_is_better`)."""
+        return lower_is_better(self.evaluation.primary_metric)
 
     @property
     def required_columns(self) -> list[str]:
@@ -458,15 +506,31 @@ class _FieldError(ValueError):
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def _expand_env(value: Any) -> Any:
+def _expand_env(value: Any, field: str = "") -> Any:
+    """``value`` with every ``${VAR}`` in its strings replaced by the variable's value.
+
+    Raises:
+        _FieldError: a ``${VAR}`` names a variable that is not set (naming the field).
+    """
     import os
 
     if isinstance(value, str):
-        return _ENV_RE.sub(lambda m: os.environ.get(m.group(1), m.group(0)), value)
+        unset = sorted({m.group(1) for m in _ENV_RE.finditer(value)} - set(os.environ))
+        if unset:
+            refs = " and ".join(f"${{{name}}}" for name in unset)
+            names = " and ".join(unset)
+            many = len(unset) > 1
+            raise _FieldError(
+                field,
+                f"uses {refs}, but the environment variable{'s' if many else ''} {names} "
+                f"{'are' if many else 'is'} not set; set {'them' if many else 'it'} or write "
+                "the value into the file",
+            )
+        return _ENV_RE.sub(lambda m: os.environ[m.group(1)], value)
     if isinstance(value, dict):
-        return {k: _expand_env(v) for k, v in value.items()}
+        return {k: _expand_env(v, f"{field}.{k}" if field else str(k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand_env(v) for v in value]
+        return [_expand_env(v, f"{field}[{i}]") for i, v in enumerate(value)]
     return value
 
 
@@ -491,7 +555,11 @@ def parse_config(data: Any, *, file: Path | str = "<config>") -> PipelineConfig:
     if not isinstance(data, dict):
         raise ConfigError("must be a YAML mapping of pipeline settings", file=file)
     try:
-        return PipelineConfig.model_validate(_expand_env(data))
+        expanded = _expand_env(data)
+    except _FieldError as exc:
+        raise ConfigError(exc.message + ".", file=file, field=exc.field) from None
+    try:
+        return PipelineConfig.model_validate(expanded)
     except ValidationError as exc:
         err = exc.errors()[0]
         ctx_err = (err.get("ctx") or {}).get("error")
@@ -576,3 +644,51 @@ def find_config(name: str, directory: Path | None = None) -> PipelineConfig:
         f"Add {directory / (name + '.yaml')} to create it.",
         pipeline=name,
     )
+
+
+def config_warnings(config: PipelineConfig) -> list[str]:
+    """Settings that are valid but known to go wrong, each saying what to do instead.
+
+    ``retrainflow validate-config`` prints them as ``warning: ...`` and does not fail.
+
+    * LightGBM ``warm_start.method: append`` without a bound. Every ``append`` adds
+      ``num_boost_round`` trees fitted on the new rows only and never revisits the old
+      ones, so on a long stream the error grows with the number of chained warm starts
+      (README, "Warm start append runs away"). ``mode: auto`` counts as a bound: after
+      ``max_warm_starts`` consecutive warm starts it refits from scratch, which discards
+      every appended tree — but only while the appended trees stay a minority, i.e.
+      ``max_warm_starts × num_boost_round <= n_estimators``. An explicit ``warm_start``
+      mode (``training.mode`` or ``monitoring.policy.mode``) has no bound. SGD's ``append``
+      (``partial_fit`` of a fixed-size linear model) piles nothing up and is not warned about.
+    """
+    out: list[str] = []
+    tr, ws = config.training, config.training.warm_start
+    if tr.estimator == "lightgbm" and ws.method == "append":
+        # n_estimators: the rounds of a from-scratch fit (core.training.lightgbm_params).
+        full_fit_trees = int(tr.params.get("n_estimators", 200))
+        modes = [("training.mode", tr.mode)]
+        if config.monitoring.enabled:
+            modes.append(("monitoring.policy.mode", config.monitoring.policy.mode))
+        explicit = [field for field, mode in modes if mode == Mode.WARM_START]
+        appended = ws.max_warm_starts * ws.num_boost_round
+        fix = ("use training.warm_start.method refit, refit_append or bounded, which re-fit "
+               "the old trees' leaves on the new rows")
+        if explicit:
+            out.append(
+                f"training.warm_start.method 'append' with {' and '.join(explicit)} "
+                f"'warm_start' has no bound: every warm start adds {ws.num_boost_round} trees "
+                f"fitted on the new rows only, and the error grows with every one (an hourly "
+                f"stream: next-week MAE 53 -> 4,033 over ~130 weekly warm starts, while a "
+                f"from-scratch fit stayed at 27-74); {fix}, or mode 'auto' with "
+                f"max_warm_starts as the bound"
+            )
+        elif any(mode == Mode.AUTO for _, mode in modes) and appended > full_fit_trees:
+            out.append(
+                f"training.warm_start.method 'append' with mode 'auto' appends up to "
+                f"{ws.max_warm_starts} x {ws.num_boost_round} = {appended} trees before a full "
+                f"refit, more than the {full_fit_trees} of a from-scratch fit: by then the "
+                f"model is mostly trees fitted on one batch each, and its error grows with "
+                f"every warm start; keep max_warm_starts x num_boost_round at most "
+                f"{full_fit_trees}, or {fix}"
+            )
+    return out

@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from retrainflow.config import PipelineConfig, find_config
+from retrainflow.core.modes import Mode
 from retrainflow.exceptions import RetrainflowError
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ def run_demo(*, weeks: int = 2, days: int = 14, first_end: date = FIRST_WINDOW_E
         end = first_end + timedelta(days=7 * week)
         seed(cfg, end - timedelta(days=1))  # this week's days arrive in the lake
         run_id = f"demo__{end.isoformat()}__{stamp}"
-        conf = {"window_end": end.isoformat(), "mode": "stateless" if week == 0 else "auto",
+        conf = {"window_end": end.isoformat(), "mode": (Mode.STATELESS if week == 0 else Mode.AUTO).value,
                 "reason": "demo: initial model" if week == 0 else "demo: weekly update"}
         t0 = time.perf_counter()
         client.trigger_dag_run(dag_id, conf=conf, run_id=run_id)

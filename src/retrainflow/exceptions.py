@@ -93,10 +93,40 @@ class ModeError(UserError):
     code = "invalid_mode"
 
 
+class InvalidRequestError(UserError):
+    """The conf given to a retrain run is invalid (:mod:`retrainflow.runs`)."""
+
+    code = "invalid_request"
+
+
+class UnknownDatasetError(UserError):
+    """No demo data set is registered for the pipeline (:mod:`retrainflow.data.seed`)."""
+
+    code = "unknown_dataset"
+
+
+class FetchError(UserError):
+    """The flights3m file could not be downloaded, found or verified."""
+
+    code = "fetch_failed"
+
+
+class DatasetNotFetchedError(UserError):
+    """The flights3m file is not on this machine (or is not the pinned one)."""
+
+    code = "dataset_not_fetched"
+
+
 class RegistryError(RetrainflowError):
     """The model registry is in a state that forbids the operation."""
 
     code = "registry_error"
+
+
+class StackError(RetrainflowError):
+    """The local stack could not be started or stopped. The message names the log file."""
+
+    code = "stack_error"
 
 
 class AirflowApiError(RetrainflowError):
@@ -107,3 +137,19 @@ class AirflowApiError(RetrainflowError):
     def __init__(self, message: str, *, status: int | None = None, **details: Any) -> None:
         super().__init__(message, status=status, **details)
         self.status = status
+
+
+class RegistryUnavailableError(RetrainflowError):
+    """The MLflow registry could not answer (outage, timeout, server error). Retryable.
+
+    Not a :class:`RegistryError`: nothing is wrong with the registry's content,
+    so the task that met it should be retried rather than read an answer such
+    as "no champion" into it. ``mlflow_code`` is MLflow's error code (e.g.
+    ``INTERNAL_ERROR``, ``TEMPORARILY_UNAVAILABLE``).
+    """
+
+    code = "registry_unavailable"
+
+    def __init__(self, message: str, *, mlflow_code: str | None = None, **details: Any) -> None:
+        super().__init__(message, mlflow_code=mlflow_code, **details)
+        self.mlflow_code = mlflow_code

@@ -10,11 +10,11 @@ The training window is always ``window_days`` long, so only the age changes.
 
 Everything goes through the code the DAGs use: the data is read once with
 :func:`~retrainflow.data.sources.make_source` into a
-:class:`~retrainflow.backtest.TimeFrame`; a fit is
-:meth:`FeatureTransformer.from_config(cfg).fit <retrainflow.features.FeatureTransformer.fit>`
-then :func:`~retrainflow.stages.train.fit_estimator`, wrapped in a
-:class:`~retrainflow.model.TabularModel` (which predicts from raw rows, as served);
-the score is :func:`~retrainflow.stages.evaluate.compute_metrics`. Each fit's CPU
+:class:`~retrainflow.data.frame.TimeFrame`; a window is
+:func:`retrainflow.core.windows.stateless`; a fit is the DAG's fit sequence
+:func:`retrainflow.core.training.train_model` (a
+:class:`~retrainflow.model.TabularModel`, which predicts from raw rows, as served);
+the score is :func:`retrainflow.core.metrics.compute_metrics`. Each fit's CPU
 seconds are :func:`~retrainflow.metering.measure` around transform + fit (all the
 process's threads: on a busy machine LightGBM's waiting threads inflate them).
 
@@ -29,7 +29,7 @@ Reading the results (:meth:`FreshnessResult.by_age`): per age, the mean and the
 standard deviation of the primary metric over the anchors, and
 ``delta_vs_fresh``, the mean over anchors of (metric at this age - metric at age
 0), paired by anchor and signed so that **negative = worse** whatever the
-metric's direction (:data:`~retrainflow.config.LOWER_IS_BETTER`), with its
+metric's direction (:func:`~retrainflow.core.metrics.improvement`), with its
 standard error ``delta_se`` over the anchors: day-to-day noise is large in real
 data (one stormy day in or out of a window moves a flights model's ROC AUC by
 several points), so small deltas mean nothing without it.
@@ -66,13 +66,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from retrainflow.config import LOWER_IS_BETTER
 from retrainflow.exceptions import EmptyWindowError, UserError
+from retrainflow.jsonsafe import finite_or_none
 from retrainflow.manifest import Manifest
 
 if TYPE_CHECKING:
-    from retrainflow.backtest import TimeFrame
     from retrainflow.config import PipelineConfig
+    from retrainflow.data.frame import TimeFrame
 
 __all__ = [
     "AGE_COLUMNS",
@@ -264,8 +264,11 @@ class FreshnessResult(Manifest):
                 return r
         raise KeyError(f"no record for anchor {key} and age {age_days}")
 
-    def _sign(self) -> float:
-        return -1.0 if self.lower_is_better else 1.0
+    def _better(self, value: float, reference: float) -> float:
+        """How much better ``value`` is (:func:`retrainflow.core.metrics.improvement`)."""
+        from retrainflow.core.metrics import improvement
+
+        return improvement(self.primary_metric, value, reference)
 
     def by_age(self) -> list[AgeRow]:
         """One row per measured age (columns :data:`AGE_COLUMNS`); see the module doc."""
@@ -274,14 +277,14 @@ class FreshnessResult(Manifest):
         for r in self.records:
             if r.skipped is None:
                 cpu[r.age_days].append(r.train_cpu_seconds)
-            if r.metric is not None and math.isfinite(r.metric):
-                per_age[r.age_days][r.anchor] = r.metric
+            if (metric := finite_or_none(r.metric)) is not None:
+                per_age[r.age_days][r.anchor] = metric
         fresh = per_age.get(0, {})
         rows = []
         for age in self.ages:
             values = per_age[age]
             vals = list(values.values())
-            pairs = [self._sign() * (values[a] - fresh[a]) for a in values if a in fresh]
+            pairs = [self._better(values[a], fresh[a]) for a in values if a in fresh]
             rows.append(AgeRow(
                 age_days=age, n_anchors=len(vals),
                 mean_metric=_round(np.mean(vals)) if vals else None,
@@ -319,7 +322,7 @@ class FreshnessResult(Manifest):
             rows.append(IntervalRow(
                 interval_days=k, mean_age_days=self.delay_days + (k - 1) / 2,
                 expected_metric=_round(value),
-                delta_vs_daily=None if daily is None else _round(self._sign() * (value - daily)),
+                delta_vs_daily=None if daily is None else _round(self._better(value, daily)),
             ))
         return rows
 
@@ -445,9 +448,9 @@ def run_freshness(
             (``--ages``, ``--eval-start``...).
         EmptyWindowError: no data in ``[start, end)``.
     """
-    from retrainflow.backtest import TimeFrame
+    from retrainflow.core.training import import_fitting_libraries
+    from retrainflow.data.frame import TimeFrame
     from retrainflow.data.sources import make_source
-    from retrainflow.stages.train import import_fitting_libraries
 
     t0 = time.perf_counter()
     age_list = _check_ages(ages)
@@ -522,7 +525,7 @@ def run_freshness(
     primary = config.evaluation.primary_metric
     return FreshnessResult(
         schema_version=SCHEMA_VERSION, pipeline=config.name, task=config.task,
-        primary_metric=primary, lower_is_better=primary in LOWER_IS_BETTER,
+        primary_metric=primary, lower_is_better=config.lower_is_better,
         start=start.isoformat(), end=end.isoformat(), data_rows=len(data.frame),
         window_days=window, eval_days=eval_days, delay_days=delay,
         min_rows=config.expectations.min_rows, ages=kept, dropped_ages=dropped,
@@ -536,22 +539,17 @@ def _measure_one(config: PipelineConfig, data: TimeFrame, e: date, e_end: date, 
                  window: int, data_start: date, evaluation: Any, y_eval: np.ndarray
                  ) -> FreshnessRecord:
     """Train on ``[e - age - window, e - age)`` and score ``[e, e_end)`` (or say why not)."""
-    import pandas as pd
-
-    from retrainflow.features import FeatureTransformer
+    from retrainflow.core import metrics, training, windows
     from retrainflow.metering import measure
-    from retrainflow.model import TabularModel
-    from retrainflow.stages.evaluate import compute_metrics
-    from retrainflow.stages.train import fit_estimator
 
-    train_end = e - timedelta(days=age)
-    train_start = train_end - timedelta(days=window)
+    trained = windows.stateless(e - timedelta(days=age), window)
+    train_start, train_end = trained.start, trained.end
     rows = data.count(train_start, train_end)
     skipped = None
     if train_start < data_start:
         skipped = f"the window starts before the data ({data_start})"
     elif rows < config.expectations.min_rows:
-        skipped = (f"only {rows} rows in [{train_start}, {train_end}) "
+        skipped = (f"only {rows} rows in {trained} "
                    f"(< expectations.min_rows {config.expectations.min_rows})")
     elif len(evaluation) == 0:
         skipped = f"no rows in the evaluation period [{e}, {e_end})"
@@ -563,22 +561,17 @@ def _measure_one(config: PipelineConfig, data: TimeFrame, e: date, e_end: date, 
         return FreshnessRecord(**base, metric=None, metrics={}, train_cpu_seconds=0.0,
                                skipped=skipped)
     raw = data.rows(train_start, train_end)
-    y = pd.to_numeric(raw[config.target]).to_numpy(dtype=np.float64)
     with measure() as cost:
-        transformer = FeatureTransformer.from_config(config).fit(raw)
-        estimator = fit_estimator(config, transformer.transform(raw), y,
-                                  transformer.categorical_features_)
-    model = TabularModel(transformer, estimator, config.task, config.training.estimator)
-    metrics = compute_metrics(config.task, y_eval, model.predict(evaluation))
-    metric = metrics[config.evaluation.primary_metric]
+        model = training.train_model(config, raw)
+    scores = metrics.compute_metrics(config.task, y_eval, model.predict(evaluation))
     return FreshnessRecord(
-        **base, metric=metric if math.isfinite(metric) else None,
-        metrics={k: (v if math.isfinite(v) else None) for k, v in metrics.items()},
+        **base, metric=metrics.finite_or_none(scores[config.evaluation.primary_metric]),
+        metrics={k: metrics.finite_or_none(v) for k, v in scores.items()},
         train_cpu_seconds=round(cost.cpu_seconds, 4), skipped=None)
 
 
 def _fmt(x: float | None) -> str:
-    return "-" if x is None or not math.isfinite(x) else f"{x:.4f}"
+    return "-" if finite_or_none(x) is None else f"{x:.4f}"
 
 
 # -- output ------------------------------------------------------------------------------

@@ -7,9 +7,10 @@ is a frozen dataclass that round-trips through ``to_dict`` / ``from_dict``
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Self
+
+from retrainflow.jsonsafe import json_safe
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,8 @@ class Manifest:
     strict: ClassVar[bool] = False
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-safe dict (NaN becomes None, as JSON and XCom need)."""
-        return _json_safe(asdict(self))
+        """Plain JSON-safe dict (NaN becomes None, as JSON and XCom need; see :func:`json_safe`)."""
+        return json_safe(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
@@ -163,13 +164,8 @@ class PromoteManifest(Manifest):
     previous_champion: str | None
     awaiting_approval: bool
     model_uri: str
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
+    #: True when an identical earlier version (same mode, training data and model configuration;
+    #: same parent for a warm start) was reused instead of registering a new one;
+    #: ``reused_reason`` says which and why (see ``stages.promote.identical_version``).
+    reused: bool = False
+    reused_reason: str | None = None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from retrainflow import settings
@@ -61,10 +60,6 @@ class RunResult:
         }
 
 
-def new_run_id(prefix: str = "local") -> str:
-    return f"{prefix}__{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
-
-
 def run_all(config: PipelineConfig, context: RunContext, *, registry: Registry | None = None,
             store: ArtifactStore | None = None) -> RunResult:
     """pull → validate → features → train → evaluate → promote.
@@ -87,11 +82,13 @@ def run_all(config: PipelineConfig, context: RunContext, *, registry: Registry |
         seconds[name] = round(cost.wall_seconds, 3)
         return result
 
-    deps = {"registry": registry, "store": store}
-    pulled = timed("pull", lambda: pull.run(config, context, **deps))
+    reg = registry
+    pulled = timed("pull", lambda: pull.run(config, context, registry=reg, store=store))
     validated = timed("validate", lambda: validate.run(config, pulled, store=store))
-    feats = timed("features", lambda: features.run(config, pulled, **deps))
-    trained = timed("train", lambda: train.run(config, pulled, feats, **deps))
-    verdict = timed("evaluate", lambda: evaluate.run(config, pulled, trained, **deps))
-    promoted = timed("promote", lambda: promote.run(config, pulled, feats, trained, verdict, **deps))
+    feats = timed("features", lambda: features.run(config, pulled, registry=reg, store=store))
+    trained = timed("train", lambda: train.run(config, pulled, feats, registry=reg, store=store))
+    verdict = timed("evaluate", lambda: evaluate.run(config, pulled, trained, registry=reg,
+                                                     store=store))
+    promoted = timed("promote", lambda: promote.run(config, pulled, feats, trained, verdict,
+                                                    registry=reg, store=store))
     return RunResult(pulled, validated, feats, trained, verdict, promoted, seconds)

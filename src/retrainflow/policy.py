@@ -60,8 +60,8 @@ Rules (each only when listed in ``monitoring.policy.triggers``)
   check drifted). History only confirms current evidence: a calm check never fires on past
   drift. Past checks with fewer than ``min_samples`` rows do not count as drifting.
 * ``performance``: the champion's primary metric on the current labelled rows is worse
-  than its gate-time value by more than ``policy.performance_drop`` (direction from
-  ``ChampionInfo.lower_is_better``).
+  than its gate-time value by more than ``policy.performance_drop`` (direction:
+  :func:`retrainflow.core.metrics.improvement`, as in the gate).
 * ``volume``: at least ``policy.min_new_rows`` new labelled rows since the champion.
 * ``staleness``: at least ``policy.max_staleness_days`` calendar days between the
   champion's ``data_end`` and ``now``.
@@ -100,20 +100,23 @@ that withheld a rule or the trigger, so it may be non-empty while ``trigger`` is
 Mode
 ----
 
-``policy.mode`` by default; ``stateless`` when there is no champion (``"no champion"``),
-the schema changed (``"schema change"``), the drift share is at least
-``drift.severe_share`` (``"severe drift"``; only trusted with ``min_samples`` rows), or
-the estimator cannot continue a fitted model.
+Decided by :func:`retrainflow.core.modes.resolve_mode` (the rule the retrain's pull and
+the backtest use too), before any data is read: ``policy.mode`` (else ``training.mode``)
+by default; ``stateless`` when there is no champion, the schema changed, the drift share
+is at least ``drift.severe_share`` (only trusted with ``min_samples`` rows), the
+estimator cannot continue a fitted model or the champion reached ``max_warm_starts``;
+``auto`` stays ``auto`` and the pull decides on the new rows.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from retrainflow.config import WARM_STARTABLE, PipelineConfig
+from retrainflow.config import PipelineConfig
+from retrainflow.core.metrics import finite_or_none, improvement, lower_is_better
+from retrainflow.core.modes import ChampionFacts, resolve_mode
 from retrainflow.manifest import Manifest
 
 __all__ = [
@@ -141,7 +144,6 @@ BLOCK_CODES = ("min_samples", "m_of_n", "single_flight", "cooldown", "max_retrai
 #: Guards that stop a trigger after some rule fired (the others withhold a single rule).
 _HYGIENE_CODES = frozenset({"single_flight", "cooldown", "max_retrains_per_week"})
 
-DecisionMode = Literal["stateless", "warm_start", "auto"]
 
 _WEEK = timedelta(days=7)
 
@@ -190,13 +192,15 @@ class ChampionInfo(Manifest):
         version: Registered model version; None when there is no champion.
         gate_metric: The champion's primary metric measured at its gate.
         data_end: ISO date of the end of the champion's training data.
-        lower_is_better: Direction of the primary metric (``PipelineConfig.lower_is_better``).
+        estimator: The champion's estimator (None: unknown; the mode rule is then skipped).
+        warm_starts_since_full: Its consecutive warm starts since the last full fit.
     """
 
     version: str | None
     gate_metric: float | None
     data_end: str | None
-    lower_is_better: bool
+    estimator: str | None = None
+    warm_starts_since_full: int = 0
 
     strict = True
 
@@ -294,10 +298,9 @@ def _parse_date(value: str) -> date:
 
 
 def _num(x: float | None) -> float | None:
-    """Round for display; None/NaN become None (JSON-safe)."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return None
-    return round(float(x), 6)
+    """Round for display; None, NaN and infinities become None (JSON-safe)."""
+    value = finite_or_none(x)
+    return None if value is None else round(value, 6)
 
 
 def _drifting(
@@ -415,7 +418,7 @@ def decide(
     hygiene_blocked = bool(blocked & _HYGIENE_CODES)
     trigger = bool(reasons) and not hygiene_blocked
 
-    mode, mode_reason = _mode(config, check, has_champion, enough_rows)
+    mode, mode_reason = _mode(config, check, champion, enough_rows)
     details["mode"] = {
         "status": mode,
         "mode_reason": mode_reason,
@@ -503,7 +506,7 @@ def _performance_rule(
         "metric_name": metric_name,
         "metric": _num(check.metric),
         "gate_metric": _num(champion.gate_metric),
-        "lower_is_better": champion.lower_is_better,
+        "lower_is_better": lower_is_better(metric_name),
         "performance_drop": pol.performance_drop,
         "labelled_rows": check.labelled_rows,
     }
@@ -520,11 +523,11 @@ def _performance_rule(
             "drop": None,
             "note": f"{check.labelled_rows} labelled rows < {pol.min_samples}: not evaluated",
         }
-    drop = (metric - gate) if champion.lower_is_better else (gate - metric)
+    drop = improvement(metric_name, gate, metric)  # how much better the gate-time value was
     fired = drop > pol.performance_drop
     if fired:
         reasons.add("performance")
-    direction = "lower" if champion.lower_is_better else "higher"
+    direction = "lower" if lower_is_better(metric_name) else "higher"
     return {
         **base,
         "status": "fired" if fired else "not fired",
@@ -618,19 +621,25 @@ def _hygiene(
 
 
 def _mode(
-    config: PipelineConfig, check: CheckResult, has_champion: bool, enough_rows: bool
-) -> tuple[DecisionMode, str]:
-    """The retrain mode and why."""
-    if not has_champion:
-        return "stateless", "no champion"
-    if check.schema_changed:
-        return "stateless", "schema change"
-    severe = config.monitoring.drift.severe_share
-    if enough_rows and check.drift_share is not None and check.drift_share >= severe:
-        return "stateless", "severe drift"
-    mode, why = config.monitoring.policy.mode, "policy.mode"
-    if mode is None:
-        mode, why = config.training.mode, "training.mode"
-    if mode != "stateless" and config.training.estimator not in WARM_STARTABLE:
-        return "stateless", f"estimator '{config.training.estimator}' cannot warm start"
-    return mode, why
+    config: PipelineConfig, check: CheckResult, champion: ChampionInfo, enough_rows: bool
+) -> tuple[str, str]:
+    """The mode the triggered retrain is asked to run in, and why.
+
+    :func:`retrainflow.core.modes.resolve_mode`, before any data is read: the request is
+    ``policy.mode`` (else ``training.mode``); a champion rule (no champion, schema change,
+    severe drift on enough rows, an estimator that cannot warm start, the full-refit
+    limit) may turn it into ``stateless``; ``auto`` otherwise stays ``auto`` for the
+    retrain's pull to decide on the data.
+    """
+    request, why = (config.monitoring.policy.mode, "policy.mode")
+    if request is None:
+        request, why = config.training.mode, "training.mode"
+    facts = None
+    if champion.version is not None:
+        facts = ChampionFacts(
+            version=champion.version, estimator=champion.estimator,
+            data_end=_parse_date(champion.data_end) if champion.data_end else None,
+            warm_starts_since_full=champion.warm_starts_since_full)
+    decision = resolve_mode(config, request, facts, schema_change=check.schema_changed,
+                            drift_share=check.drift_share if enough_rows else None, strict=False)
+    return decision.mode.value, (why if decision.mode == request else decision.reason)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from retrainflow.model import TabularModel
 
 
-class PyfuncModel(mlflow.pyfunc.PythonModel):
+class PyfuncModel(PythonModel):
     """Serves a :class:`TabularModel` from raw rows: ``models:/<pipeline>@champion``."""
 
     def __init__(self, model: TabularModel) -> None:

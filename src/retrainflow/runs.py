@@ -9,18 +9,13 @@ malformed date end the run at once with a message that names the field.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from retrainflow.exceptions import UserError
+from retrainflow.core.modes import Mode
+from retrainflow.exceptions import InvalidRequestError
 from retrainflow.manifest import RunContext
-
-
-class InvalidRequestError(UserError):
-    """The conf given to a retrain run is invalid."""
-
-    code = "invalid_request"
 
 
 class RetrainRequest(BaseModel):
@@ -29,7 +24,7 @@ class RetrainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     #: ``auto`` lets the pipeline decide (warm start when it can).
-    mode: Literal["stateless", "warm_start", "auto"] | None = None
+    mode: Mode | None = None
     #: Why the run was started: ``manual``, ``schedule``, ``drift``, ``performance``...
     reason: str = Field(default="manual", max_length=200)
     #: Exclusive end of the data window (``YYYY-MM-DD``); default: the run's logical date.
@@ -77,6 +72,6 @@ def build_context(pipeline: str, default_mode: str, conf: dict[str, Any] | None,
         end = fallback_end.date() if isinstance(fallback_end, datetime) else fallback_end
     return RunContext(
         pipeline=pipeline, run_id=run_id, window_end=end.isoformat(),
-        requested_mode=req.mode or default_mode, trigger_reason=req.reason, dag_run_id=run_id,
+        requested_mode=str(req.mode or default_mode), trigger_reason=req.reason, dag_run_id=run_id,
         trigger_details={"reason_codes": req.reason_codes, **req.details},
     )

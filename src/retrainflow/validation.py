@@ -35,15 +35,14 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 import threading
 import warnings
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from retrainflow.config import ColumnExpectation, PipelineConfig
+from retrainflow.jsonsafe import json_safe
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -328,7 +327,7 @@ def validate_frame(
     failures = _failures(result, frame)
     if not result.success and not failures:  # defensive: never a silent "failed"
         failures = [Failure("unknown", None, "Great Expectations reported a failure", None)]
-    stats = _json_safe(dict(result.statistics))
+    stats = json_safe(dict(result.statistics))
     return ValidationReport(
         dataset=dataset,
         success=bool(result.success) and not failures,
@@ -386,10 +385,10 @@ def _word(
             found.append(
                 Failure(kind, None, f"unexpected column(s) {extra}", {"unexpected": extra})
             )
-        return found or [Failure(kind, None, "the column set does not match", _json_safe(res))]
+        return found or [Failure(kind, None, "the column set does not match", json_safe(res))]
 
     if kind == ROW_COUNT:
-        got = _json_safe(res.get("observed_value"))
+        got = json_safe(res.get("observed_value"))
         return [
             Failure(
                 kind, None,
@@ -428,7 +427,7 @@ def _word(
         return [Failure(kind, column, msg, {**observed, "min": lo, "max": hi})]
 
     if kind == IN_SET:
-        allowed = _json_safe(kwargs.get("value_set"))
+        allowed = json_safe(kwargs.get("value_set"))
         if meta.get("check") == "binary_target":
             what, allowed = "not 0/1 (or booleans)", [0, 1]
         else:
@@ -446,7 +445,7 @@ def _word(
             obs.update(observed)
         return [Failure(kind, column, msg, obs)]
 
-    return [Failure(kind, column, f"{who}: expectation {kind} failed", _json_safe(res))]
+    return [Failure(kind, column, f"{who}: expectation {kind} failed", json_safe(res))]
 
 
 def _exception_message(info: Any) -> str | None:
@@ -493,7 +492,7 @@ def _who(column: str | None, meta: dict) -> str:
 def _examples(res: dict) -> list[Any]:
     seen: list[Any] = []
     for value in res.get("partial_unexpected_list") or []:
-        v = _json_safe(value)
+        v = json_safe(value)
         if v not in seen:
             seen.append(v)
         if len(seen) >= _MAX_EXAMPLES:
@@ -523,44 +522,3 @@ def _bounds(lo: Any, hi: Any) -> str:
         return f"{x:g}" if isinstance(x, float) else str(x)
 
     return f"[{'-inf' if lo is None else num(lo)}, {'inf' if hi is None else num(hi)}]"
-
-
-def _json_safe(value: Any) -> Any:
-    """Cast numpy / pandas scalars and containers to plain JSON types (NaN -> None)."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_json_safe(v) for v in value]
-    try:
-        if value != value:  # noqa: PLR0124  # NaN-like: np.nan, pd.NaT (pd.NA raises)
-            return None
-    except (TypeError, ValueError):
-        pass
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if type(value).__name__ in {"datetime64", "timedelta64"}:  # .item() may give int ns
-        return str(value)
-    item = getattr(value, "item", None)  # numpy scalar
-    if callable(item):
-        try:
-            return _json_safe(item())
-        except (TypeError, ValueError):
-            pass
-    isoformat = getattr(value, "isoformat", None)  # pandas Timestamp / NaT
-    if callable(isoformat):
-        try:
-            return isoformat()
-        except (TypeError, ValueError):
-            pass
-    try:
-        import pandas as pd
-
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return str(value)

@@ -126,6 +126,22 @@ def test_validate_config_bad_file_names_file_and_field(
     assert good.split()[1:] == ["synthetic", "ok"]
 
 
+def test_validate_config_reports_unset_env_var_and_unfit_drift_method(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    monkeypatch.delenv("RF_TEST_UNSET_LAKE", raising=False)
+    unset = _synthetic()
+    unset["source"]["path"] = "${RF_TEST_UNSET_LAKE}/synthetic"
+    unset_path = _write_config(tmp_path / "unset", unset)
+    unfit = _synthetic()
+    unfit["monitoring"]["drift"] = {"columns": {"x1": {"method": "chisquare"}}}
+    unfit_path = _write_config(tmp_path / "unfit", unfit)
+    res = cli("validate-config", "--no-data", str(unset_path), str(unfit_path))
+    assert res.code == 1
+    assert f"The field 'source.path' in {unset_path}: uses ${{RF_TEST_UNSET_LAKE}}" in res.out
+    assert f"The field 'monitoring.drift.columns.x1.method' in {unfit_path}: 'chisquare'" in res.out
+
+
 def test_validate_config_invalid_yaml(home: Path, tmp_path: Path, cli: Cli) -> None:
     bad = tmp_path / "broken.yaml"
     bad.write_text("name: broken\nfeatures: [x1\n")
@@ -333,21 +349,34 @@ def test_history_json(two_versions: Path, cli: Cli) -> None:
     assert v2["aliases"] == ["challenger", "champion"]
     assert v1["gate_passed"] is True and v2["gate_passed"] is True
     assert v1["window_end"] == "2023-02-10" and v2["window_end"] == "2023-02-17"  # minus holdout
-    assert v1["champion_until"] and not v2["champion_until"]
-    assert v2["champion_since"] and v2["previous_champion"] == "1"
+    (p1,), (p2,) = v1["champion_periods"], v2["champion_periods"]
+    assert (p1["seq"], p1["version"], p2["seq"], p2["version"]) == (1, "1", 2, "2")
+    assert p1["until"] == p2["since"] and p2["until"] is None
+    assert v2["previous_champion"] == p2["previous"] == "1"
+    assert (p1["data_end"], p2["data_end"]) == ("2023-02-10", "2023-02-17")  # data time
+    assert payload["champion_periods"] == [p1, p2]
     assert v2["trigger_reason"] == "test run 2"
+    assert v2["warm_method"] == ""
     assert int(v2["rows"]) > 0
 
 
 def test_history_table(two_versions: Path, cli: Cli) -> None:
     res = cli("history", "synthetic")
     assert res.code == 0, res.err
-    header, rule, *rows = res.out.splitlines()
-    assert header.split()[:4] == ["version", "aliases", "mode", "parent_version"]
+    versions, periods = res.out.split("\n\n")
+    header, rule, *rows = versions.splitlines()
+    assert header.split()[:5] == ["version", "aliases", "mode", "warm_method", "parent_version"]
+    assert header.split()[-1] == "champion_periods"
     assert set(rule.replace(" ", "")) == {"-"}
     assert len(rows) == 2
-    assert rows[0].split()[:4] == ["1", "-", "stateless", "-"]
-    assert rows[1].split()[:4] == ["2", "challenger,champion", "stateless", "1"]
+    assert rows[0].split()[:5] == ["1", "-", "stateless", "-", "-"]
+    assert rows[1].split()[:5] == ["2", "challenger,champion", "stateless", "-", "1"]
+    assert rows[0].split()[-1] == "#1" and rows[1].split()[-1] == "#2"
+    title, header, rule, *rows = periods.splitlines()
+    assert "data_end" in title
+    assert header.split() == ["seq", "version", "since", "until", "data_end", "reason"]
+    assert [r.split()[:2] + r.split()[3:5] for r in rows] == [
+        ["1", "1", rows[1].split()[2], "2023-02-10"], ["2", "2", "(serving)", "2023-02-17"]]
 
 
 def test_rollback_to_previous_champion(two_versions: Path, cli: Cli) -> None:
@@ -366,7 +395,8 @@ def test_rollback_to_previous_champion(two_versions: Path, cli: Cli) -> None:
     history = json.loads(cli("history", "synthetic", "--json").out)["versions"]
     assert history[0]["aliases"] == ["champion"]
     assert history[1]["aliases"] == ["challenger"]
-    assert history[1]["champion_until"]
+    assert history[1]["champion_periods"][0]["until"]
+    assert history[0]["champion_periods"][-1]["until"] is None
 
 
 def test_rollback_to_explicit_version(two_versions: Path, cli: Cli) -> None:
@@ -379,6 +409,28 @@ def test_rollback_to_explicit_version(two_versions: Path, cli: Cli) -> None:
     assert res.code == 0, res.err
     assert "from version 1 back to version 2" in res.out
     assert Registry().champion("synthetic").version == "2"
+
+
+def test_rollbacks_keep_every_champion_period(two_versions: Path, cli: Cli) -> None:
+    """Issue 7, finding 6: ``rollback`` then ``rollback --to`` read "since 03:35:15 → until 03:33:13"
+    and lost the earlier periods."""
+    assert cli("rollback", "synthetic").code == 0
+    assert cli("rollback", "synthetic", "--to", "2").code == 0
+    assert cli("rollback", "synthetic").code == 0
+    payload = json.loads(cli("history", "synthetic", "--json").out)
+    periods = payload["champion_periods"]
+    assert [(p["seq"], p["version"]) for p in periods] == [(1, "1"), (2, "2"), (3, "1"), (4, "2"), (5, "1")]
+    assert [p["reason"] for p in periods[2:]] == ["rollback from 2", "rollback from 1", "rollback from 2"]
+    for p, following in zip(periods, periods[1:], strict=False):
+        assert p["since"] <= p["until"] == following["since"]
+    assert periods[-1]["until"] is None
+    v1, v2 = payload["versions"]
+    assert [p["seq"] for p in v1["champion_periods"]] == [1, 3, 5]
+    assert [p["seq"] for p in v2["champion_periods"]] == [2, 4]
+
+    table = cli("history", "synthetic").out
+    assert "#1,#3,#5" in table and "#2,#4" in table
+    assert table.count("(serving)") == 1
 
 
 def test_rollback_to_unknown_version(two_versions: Path, cli: Cli) -> None:
@@ -413,6 +465,7 @@ def test_empty_registry(home: Path, cli: Cli) -> None:
     assert json.loads(cli("history", "synthetic", "--json").out) == {
         "pipeline": "synthetic",
         "versions": [],
+        "champion_periods": [],
     }
 
     res = cli("rollback", "synthetic")

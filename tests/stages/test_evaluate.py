@@ -13,7 +13,7 @@ import pytest
 
 from retrainflow.registry import Registry
 from retrainflow.stages import evaluate
-from retrainflow.stages.evaluate import compute_metrics, gate, slice_metrics
+from retrainflow.core.metrics import compute_metrics, gate, slice_metrics
 from retrainflow.stages.train import load_model
 
 CLS = {"roc_auc": 0.80, "log_loss": 0.45, "accuracy": 0.75, "f1": 0.70, "brier": 0.15}

@@ -15,7 +15,7 @@ from retrainflow.manifest import (
 )
 from retrainflow.pipeline import run_all
 from retrainflow.registry import Registry
-from retrainflow.stages.evaluate import compute_metrics
+from retrainflow.core.metrics import compute_metrics
 from retrainflow.stages.train import load_model
 
 STAGES = ("pull", "validate", "features", "train", "evaluate", "promote")

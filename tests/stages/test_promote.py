@@ -14,7 +14,9 @@ The module builds one chain of runs on a private copy of the trained base
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ import pytest
 from retrainflow.exceptions import RegistryError
 from retrainflow.manifest import PromoteManifest, PullManifest
 from retrainflow.pipeline import RunResult, run_all
-from retrainflow.registry import CHALLENGER, CHAMPION, Registry, history
+from retrainflow.registry import CHALLENGER, CHAMPION, PERIODS_TAG, Registry, history
 from retrainflow.stages import promote, pull
 
 NAME = "synthetic"
@@ -105,12 +107,13 @@ def test_lineage_tags_of_a_stateless_version(trained) -> None:
         "dag_run_id": "scheduled__2023-02-15T00:00:00+00:00", "trigger_reason": "schedule",
         "rows": "12000", "new_rows": "12000", "replay_rows": "0",
         "warm_starts_since_full": "0", "gate_passed": "true", "primary_metric": "roc_auc",
+        "config_fingerprint": promote.config_fingerprint(trained.config),
     }
     assert {k: tags.get(k) for k in expected} == expected
     assert float(tags["train_cpu_seconds"]) == run.train.train_cpu_seconds > 0
     assert float(tags["peak_rss_mb"]) == run.train.peak_rss_mb > 0
     assert float(tags["challenger_metric"]) == pytest.approx(run.verdict.challenger["roc_auc"])
-    assert tags["champion_metric"] == "" and "champion_since" in tags
+    assert tags["champion_metric"] == "" and PERIODS_TAG in tags
 
 
 def test_lineage_tags_of_a_warm_start(trained) -> None:
@@ -175,7 +178,8 @@ def test_champion_moves_only_when_the_gate_passed(chain) -> None:
     assert (v3.promote.champion, v3.promote.previous_champion) == (True, "1")
     tags = Registry().get_version(NAME, "3").tags
     assert tags["previous_champion"] == "1" and tags["warm_starts_since_full"] == "1"
-    assert "champion_until" in Registry().get_version(NAME, "1").tags
+    (v1_period,) = Registry().champion_periods(NAME)[:1]
+    assert v1_period.version == "1" and v1_period.until is not None
 
 
 def test_auto_goes_stateless_after_max_warm_starts(chain) -> None:
@@ -238,8 +242,10 @@ def test_history_rows(chain) -> None:
     assert [r["warm_method"] for r in rows] == ["", "append", "append", "append", "", ""]
     assert [r["parent_version"] for r in rows] == ["", "1", "1", "3", "4", "5"]
     assert rows[4]["aliases"] == [CHAMPION] and rows[5]["aliases"] == [CHALLENGER]
-    assert [bool(r["champion_since"]) for r in rows] == [True, False, True, True, True, False]
-    assert [bool(r["champion_until"]) for r in rows] == [True, False, True, True, False, False]
+    assert [[p["seq"] for p in r["champion_periods"]] for r in rows] == [[1], [], [2], [3], [4], []]
+    assert [[p["until"] is None for p in r["champion_periods"]] for r in rows] == [
+        [False], [], [False], [False], [True], []]
+    assert rows[4]["champion_periods"][0]["data_end"] == rows[4]["data_end"] == "2023-03-10"
     assert rows[2]["previous_champion"] == "1" and rows[4]["previous_champion"] == "4"
     for r in rows:
         assert r["created"].startswith("20") and r["train_fingerprint"]
@@ -259,6 +265,16 @@ def test_rollback(chain) -> None:
         registry.rollback(NAME, to="6")
     assert registry.champion(NAME).version == "1"
     assert len(registry.versions(NAME)) == 6  # rollback registers nothing
+    # every champion period is kept, in order, each since <= until (issue 7, finding 6)
+    periods = registry.champion_periods(NAME)
+    assert [(p.version, p.reason) for p in periods] == [
+        ("1", "gate passed (schedule)"), ("3", "gate passed (manual)"), ("4", "gate passed (manual)"),
+        ("5", "approved by ana"), ("4", "rollback from 5"), ("1", "rollback from 4")]
+    assert [p.data_end for p in periods] == ["2023-02-10", "2023-02-24", "2023-03-03", "2023-03-10",
+                                             "2023-03-03", "2023-02-10"]
+    for p, following in pairwise(periods):
+        assert datetime.fromisoformat(p.since) <= datetime.fromisoformat(p.until) and p.until == following.since
+    assert periods[-1].until is None
 
 
 def test_registry_use_leaves_mlflow_global_tracking_uri_alone(trained_fork, monkeypatch) -> None:
@@ -275,3 +291,87 @@ def test_registry_use_leaves_mlflow_global_tracking_uri_alone(trained_fork, monk
         assert mlflow.get_tracking_uri() == "sqlite:////tmp/somewhere-else.db"
     finally:
         mlflow.set_tracking_uri(None)
+
+
+# -- identical retrains reuse their version (issue 7, finding 7) --------------------------------------
+
+
+def _again(run: Any, run_id: str, **pulled: Any) -> Any:
+    """``run``'s pull manifest as a later run with the same window would produce it."""
+    return replace(run.pull, context=replace(run.pull.context, run_id=run_id), **pulled)
+
+
+def _mlflow_runs(registry: Registry) -> int:
+    experiment = registry.client.get_experiment_by_name(NAME)
+    return len(registry.client.search_runs([experiment.experiment_id]))
+
+
+def test_identical_queued_retrains_reuse_the_version(trained_fork) -> None:
+    """Six queued runs with the same window: the first one's version, not six new ones.
+
+    After version 1 was crowned, the next stateless run on the same data has it as
+    parent (the champion it is compared with) and ties with it.
+    """
+    registry = Registry()
+    base = trained_fork.stateless
+    runs_before = _mlflow_runs(registry)
+    tie = replace(base.verdict, champion=dict(base.verdict.challenger), champion_version="1")
+    for n in range(6):
+        promoted = promote.run(trained_fork.config, _again(base, f"queued-{n}", parent_version="1"),
+                               base.features, base.train, tie, registry=registry)
+        assert (promoted.version, promoted.run_id) == ("1", base.promote.run_id)
+        assert promoted.reused and "identical to version 1 (run base-stateless)" in promoted.reused_reason
+        assert (promoted.champion_version, promoted.previous_champion) == ("1", None)
+    assert len(registry.versions(NAME)) == 2
+    assert _mlflow_runs(registry) == runs_before  # no model logged again
+    assert _aliases(registry) == {CHAMPION: "1", CHALLENGER: "1"}  # the alias logic ran as usual
+    assert [p.version for p in registry.champion_periods(NAME)] == ["1"]
+    written = trained_fork.run_dir("queued-5") / "promote" / "manifest.json"
+    assert '"reused": true' in written.read_text()
+
+
+def test_a_warm_start_reuses_only_a_version_with_the_same_parent(trained_fork) -> None:
+    registry = Registry()
+    warm = trained_fork.warm  # version 2: warm start of 1, gate failed
+    same = promote.run(trained_fork.config, _again(warm, "warm-again"), warm.features, warm.train,
+                       warm.verdict, registry=registry)
+    assert same.version == "2" and same.reused and "and parent 1" in same.reused_reason
+    other = promote.run(trained_fork.config, _again(warm, "warm-other-parent", parent_version="2"),
+                        warm.features, warm.train, warm.verdict, registry=registry)
+    assert (other.version, other.reused, other.reused_reason) == ("3", False, None)
+    assert registry.get_version(NAME, "3").tags["parent_version"] == "2"
+
+
+def test_a_passed_gate_never_reuses_a_version_whose_gate_failed(trained_fork) -> None:
+    registry = Registry()
+    warm = trained_fork.warm
+    passed = replace(warm.verdict, passed=True)
+    promoted = promote.run(trained_fork.config, _again(warm, "warm-passed"), warm.features, warm.train,
+                           passed, registry=registry)
+    assert (promoted.version, promoted.reused, promoted.champion) == ("3", False, True)
+    assert registry.champion(NAME).version == "3"
+
+
+def test_another_model_configuration_registers_a_new_version(trained_fork, helpers) -> None:
+    registry = Registry()
+    base = trained_fork.stateless
+    cfg = helpers.config_with({"training.params.learning_rate": 0.2})
+    promoted = promote.run(cfg, _again(base, "new-params"), base.features, base.train, base.verdict,
+                           registry=registry)
+    assert (promoted.version, promoted.reused) == ("3", False)
+    assert registry.get_version(NAME, "3").tags["config_fingerprint"] == promote.config_fingerprint(cfg)
+
+
+def test_config_fingerprint_covers_only_what_changes_the_model(helpers) -> None:
+    fp = promote.config_fingerprint
+    base = fp(helpers.config_with())
+    assert fp(helpers.config_with()) == base  # stable
+    same = {"description": "edited", "schedule": "@weekly", "monitoring.schedule": "@hourly",
+            "promotion": "manual", "tags": {"team": "x"}, "expectations.min_rows": 1}
+    for path, value in same.items():
+        assert fp(helpers.config_with({path: value})) == base, path
+    other = {"features.numeric": ["x1", "x2"], "features.time_parts": ["hour"], "training.params.num_leaves": 7,
+             "training.window_days": 20, "training.warm_start.method": "refit",
+             "evaluation.holdout_days": 3, "evaluation.min_delta": 0.01}
+    for path, value in other.items():
+        assert fp(helpers.config_with({path: value})) != base, path

@@ -65,7 +65,7 @@ def test_warm_start_reads_only_new_rows_plus_replay(trained) -> None:
     ws = cfg.training.warm_start
     parent_end = D(parent.pull.train.end)  # the parent's data_end
     holdout_start = D(p.holdout.start)
-    assert (p.mode, p.mode_reason, p.parent_version) == ("warm_start", "champion available", "1")
+    assert (p.mode, p.mode_reason, p.parent_version) == ("warm_start", "champion available (warm start 1 of 2)", "1")
     assert (p.train.start, p.train.end) == (parent_end.isoformat(), holdout_start.isoformat())
     assert p.warm_starts_since_full == 1
 
@@ -99,41 +99,6 @@ def test_auto_without_champion_is_stateless(seeded, helpers) -> None:
     p = pull.run(seeded, helpers.context("auto-none", "2023-02-15"), registry=Registry())
     assert (p.mode, p.mode_reason, p.parent_version) == ("stateless", "no champion yet", None)
     assert p.train.start == "2023-01-11"
-
-
-def _champion(**tags: str) -> VersionInfo:
-    return VersionInfo(name="synthetic", version="7", run_id=None, source="", created=0,
-                       tags={"estimator": "lightgbm", "data_end": "2023-02-10", **tags})
-
-
-@pytest.mark.parametrize(
-    ("requested", "champion", "expected"),
-    [
-        ("auto", None, ("stateless", "no champion yet")),
-        ("stateless", _champion(), ("stateless", "requested")),
-        ("auto", _champion(warm_starts_since_full="0"), ("warm_start", "champion available")),
-        ("auto", _champion(warm_starts_since_full="1"), ("warm_start", "champion available")),
-        ("auto", _champion(warm_starts_since_full="2"), ("stateless", "2 warm starts")),
-        ("auto", _champion(warm_starts_since_full="5"), ("stateless", "5 warm starts")),
-        ("auto", _champion(estimator="random_forest"), ("stateless", "another estimator")),
-        ("warm_start", _champion(warm_starts_since_full="9"), ("warm_start", "requested")),
-    ],
-)
-def test_resolve_mode(trained, requested, champion, expected) -> None:
-    mode, reason = pull.resolve_mode(trained.config, requested, champion)
-    assert mode == expected[0]
-    assert expected[1] in reason
-
-
-def test_resolve_mode_refusals(trained, helpers) -> None:
-    with pytest.raises(ModeError, match="Run a stateless retrain first"):
-        pull.resolve_mode(trained.config, "warm_start", None)
-    rf = helpers.config_with({"training.estimator": "random_forest", "training.params": {}})
-    with pytest.raises(ModeError, match="cannot warm start"):
-        pull.resolve_mode(rf, "warm_start", _champion())
-    assert pull.resolve_mode(rf, "auto", _champion())[0] == "stateless"
-    with pytest.raises(ModeError, match="Unknown mode"):
-        pull.resolve_mode(trained.config, "sometimes", _champion())
 
 
 def test_auto_is_stateless_after_max_warm_starts(trained_fork, helpers) -> None:
@@ -245,3 +210,30 @@ def test_auto_falls_back_to_stateless_when_too_few_new_rows_for_a_warm_start(tra
     assert auto.train.start == (end - timedelta(days=cfg.evaluation.holdout_days + cfg.training.window_days)).isoformat()
     explicit = pull.run(cfg, helpers.context("few-new-ws", end.isoformat(), "warm_start"), registry=Registry())
     assert explicit.mode == "warm_start" and explicit.new_rows == 400  # asked for: validation will judge
+
+
+# -- a window that ends before the champion's data (issue 7, finding 2) ------------------------
+
+
+def test_auto_with_window_before_champion_data_end_falls_back_to_stateless(trained, helpers) -> None:
+    """Was: ``[empty_window] The training window [2023-02-17, 2023-02-16) ...`` (inverted)."""
+    data_end = D(Registry().champion("synthetic").data_end)
+    cfg = trained.config
+    end = data_end + timedelta(days=cfg.evaluation.holdout_days - 1)  # holdout starts a day early
+    p = pull.run(cfg, helpers.context("before-champ", end.isoformat(), "auto"), registry=Registry())
+    assert p.mode == "stateless"
+    assert data_end.isoformat() in p.mode_reason and "nothing new" in p.mode_reason
+    train_end = data_end - timedelta(days=1)
+    start = train_end - timedelta(days=cfg.training.window_days)
+    assert (p.train.start, p.train.end) == (start.isoformat(), train_end.isoformat())
+    assert p.train.rows > 0
+
+
+@pytest.mark.parametrize("days_early", [0, 1])
+def test_warm_start_with_window_not_after_champion_data_end_is_refused(trained, helpers,
+                                                                      days_early) -> None:
+    data_end = D(Registry().champion("synthetic").data_end)
+    end = data_end + timedelta(days=trained.config.evaluation.holdout_days - days_early)
+    with pytest.raises(ModeError, match=rf"trained on data up to {data_end} \(exclusive\)"):
+        pull.run(trained.config, helpers.context(f"ws-before-{days_early}", end.isoformat(),
+                                                 "warm_start"), registry=Registry())

@@ -71,7 +71,7 @@ def test_configured_refit_warm_start_keeps_the_trees_and_moves_the_leaves(traine
 
 def test_continue_estimator_methods_keep_the_parent(helpers) -> None:
     from retrainflow.features import FeatureTransformer
-    from retrainflow.stages.train import continue_estimator, fit_estimator
+    from retrainflow.core.training import continue_estimator, fit_estimator
 
     cfg = helpers.config_with({"training.params": {"n_estimators": 20, "num_leaves": 7,
                                                    "min_child_samples": 20, "num_threads": 1}})
@@ -228,7 +228,7 @@ def test_regression_trains_and_evaluates(variants) -> None:
 
 
 def test_fit_estimator_params_reach_lightgbm(trained) -> None:
-    from retrainflow.stages.train import lightgbm_params
+    from retrainflow.core.training import lightgbm_params
 
     params, rounds = lightgbm_params(trained.config)
     assert rounds == 50 and "n_estimators" not in params

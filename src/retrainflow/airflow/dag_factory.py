@@ -1,20 +1,27 @@
 """Build the Airflow DAGs of every pipeline config (the only Airflow-facing DAG code).
 
 ``dags/retrainflow_dags.py`` calls :func:`build_dags`. Parsing a DAG file must
-stay cheap and side-effect free: this module imports only the Task SDK and
-the config loader; every heavy import (pandas, LightGBM, MLflow, Great
+stay cheap and side-effect free: this module imports only the Task SDK, the
+config loader and, for ``promotion: manual``, the standard provider's
+``ApprovalOperator``; every heavy import (pandas, LightGBM, MLflow, Great
 Expectations) happens inside the task at run time, in the library.
 
-``retrain__<pipeline>`` (and ``monitor__<pipeline>`` unless ``monitoring.enabled`` is false)::
+Per pipeline config, ``retrain__<pipeline>``::
 
     pull → validate → features → train → evaluate → promote
                                                       └→ needs_approval → approve_champion → crown
                                                          (only with ``promotion: manual``)
 
+``monitor__<pipeline>`` (unless ``monitoring.enabled`` is false): one ``check`` task —
+drift and performance, the trigger policy, and a retrain started over REST. A config
+that does not load becomes ``invalid_config__<file>``, whose one task fails with the
+error, so the UI shows what is wrong while the valid pipelines keep their DAGs.
+
 Each task body is one library call that takes and returns small JSON
 manifests through XCom. User errors (bad data, bad conf, impossible mode) fail
-the task without retries (:class:`AirflowFailException`); only ``pull``, which
-does I/O, retries on other errors.
+the task without retries (:class:`AirflowFailException`); other errors are retried
+only by the tasks that do I/O against other services: ``pull`` (twice) and the
+monitor's ``check`` (once; of the REST API's errors, only 5xx answers).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from airflow.sdk import DAG, Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from retrainflow import config as config_mod
+from retrainflow.core.modes import Mode
 from retrainflow.exceptions import ConfigError, UserError
 
 log = logging.getLogger(__name__)
@@ -93,8 +101,7 @@ def build_retrain_dag(cfg: config_mod.PipelineConfig) -> DAG:
         schedule=cfg.schedule,
         **_common("retrain", name),
         params={
-            "mode": Param(cfg.training.mode, type="string",
-                          enum=["auto", "stateless", "warm_start"],
+            "mode": Param(str(cfg.training.mode), type="string", enum=[m.value for m in Mode],
                           description="auto: warm start when possible, stateless otherwise"),
             "reason": Param("manual", type="string", description="Why this run was started"),
             "window_end": Param(None, type=["null", "string"], format="date",
@@ -190,7 +197,8 @@ def build_retrain_dag(cfg: config_mod.PipelineConfig) -> DAG:
                 return stage.approve(cfg, PromoteManifest.from_dict(promoted), registry=_deps(cfg)["registry"],
                                      approver=approver).to_dict()
 
-            needs_approval(promoted) >> approval >> crown(promoted)
+            # TaskFlow: the XComArg resolves to the promote manifest's dict at run time.
+            needs_approval(promoted) >> approval >> crown(promoted)  # type: ignore[arg-type]
     return dag
 
 

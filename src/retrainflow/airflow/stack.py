@@ -48,7 +48,7 @@ import psutil
 import requests
 
 from retrainflow import settings
-from retrainflow.exceptions import RetrainflowError
+from retrainflow.exceptions import StackError
 
 #: The simple auth manager user created for the local stack.
 ADMIN_USER = "admin"
@@ -81,12 +81,6 @@ _QUIET_NAMESPACES = (
     "numexpr",
     "filelock",
 )
-
-
-class StackError(RetrainflowError):
-    """The local stack could not be started or stopped. The message names the log file."""
-
-    code = "stack_error"
 
 
 def _repo_dir(name: str) -> Path:

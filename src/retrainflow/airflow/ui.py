@@ -51,6 +51,13 @@ def pipeline_of(dag_id: str) -> str:
     return dag_id.split("__", 1)[1] if "__" in dag_id else dag_id
 
 
+def _periods_cell(periods: list[dict[str, Any]]) -> str:
+    """A version's champion periods, one line each: ``#seq since → until`` (``seq`` orders the
+    periods of all versions: a version rolled back to has several)."""
+    return "<br>".join(f"#{p['seq']} {_esc(p['since'])} → {_esc(p['until']) if p['until'] else 'serving'}"
+                       for p in periods) or "-"
+
+
 def timeline_html(dag_id: str) -> str:
     """The model timeline page of the pipeline behind ``dag_id``."""
     from retrainflow.registry import Registry, history
@@ -68,12 +75,12 @@ def timeline_html(dag_id: str) -> str:
             link, _esc(", ".join(r["aliases"])), _esc(r["mode"]), _esc(r["parent_version"]),
             f"{_esc(r['window_start'])} → {_esc(r['window_end'])}", _esc(r["rows"]),
             _esc(r["challenger_metric"]), _esc(r["champion_metric"]), gate,
-            f"{_esc(r['champion_since'])} → {_esc(r['champion_until'])}", _esc(r["trigger_reason"]),
+            _periods_cell(r["champion_periods"]), _esc(r["trigger_reason"]),
             _esc(r["dag_run_id"]),
         )) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in (
         "version", "aliases", "mode", "parent", "training window", "rows", "metric", "champion's metric",
-        "gate", "champion from → until", "reason", "dag run"))
+        "gate", "champion periods (#, from → until)", "reason", "dag run"))
     return _page(f"{name}: model timeline", f"<table><tr>{head}</tr>{''.join(cells)}</table>")
 
 

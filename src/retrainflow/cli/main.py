@@ -20,6 +20,7 @@ from retrainflow.exceptions import (
     ModeError,
     PipelineNotFoundError,
     RegistryError,
+    RegistryUnavailableError,
     RetrainflowError,
 )
 
@@ -30,6 +31,8 @@ NEXT_STEP: dict[type[RetrainflowError], str] = {
     DataError: "Open the saved report; fix or re-seed the data (`retrainflow seed PIPELINE --until DATE`).",
     ModeError: "Retry with `--mode stateless` (or `--mode auto`).",
     RegistryError: "See the model's lineage with `retrainflow history PIPELINE`.",
+    RegistryUnavailableError: "Is the MLflow server up? `retrainflow up` starts it; retry when it "
+                              "answers (logs under $RETRAINFLOW_HOME/logs).",
     AirflowApiError: "Is the stack up? `retrainflow up` starts it; logs are under $RETRAINFLOW_HOME/logs.",
 }
 
@@ -60,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _next_step(exc: RetrainflowError) -> str | None:
     for cls in type(exc).__mro__:
         if cls in NEXT_STEP:
-            return NEXT_STEP[cls]  # type: ignore[index]
+            return NEXT_STEP[cls]
     return None
 
 

@@ -6,10 +6,13 @@ import argparse
 from datetime import date
 
 from retrainflow.cli.output import print_json, print_table
+from retrainflow.core.modes import Mode
 
-HISTORY_COLUMNS = ["version", "aliases", "mode", "parent_version", "window_start", "window_end", "rows",
-                   "trigger_reason", "challenger_metric", "champion_metric", "gate_passed",
-                   "champion_since", "champion_until"]
+HISTORY_COLUMNS = ["version", "aliases", "mode", "warm_method", "parent_version", "window_start",
+                   "window_end", "rows", "trigger_reason", "challenger_metric", "champion_metric",
+                   "gate_passed", "champion_periods"]
+#: The model's champion periods, in order; ``data_end`` is the data time the champion was trained to.
+PERIOD_COLUMNS = ["seq", "version", "since", "until", "data_end", "reason"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pipeline")
     p.add_argument("--date", type=date.fromisoformat,
                    help="exclusive end of the data window (default: today)")
-    p.add_argument("--mode", choices=["auto", "stateless", "warm_start"], default=None)
+    p.add_argument("--mode", choices=[m.value for m in Mode], default=None,
+                   help="default: the pipeline's training.mode")
     p.add_argument("--reason", default="cli")
     p.set_defaults(func=retrain_cmd)
 
@@ -44,7 +48,9 @@ def retrain_cmd(args: argparse.Namespace) -> int:
     print_table([{"task": t, "state": s} for t, s in result.task_states.items()], ["task", "state"])
     promoted = result.outputs.get("promote")
     if promoted:
-        print(f"\nregistered {promoted['model_uri']}; champion is version {promoted['champion_version']}"
+        what = f"reused {promoted['model_uri']} ({promoted['reused_reason']})" if promoted.get("reused") \
+            else f"registered {promoted['model_uri']}"
+        print(f"\n{what}; champion is version {promoted['champion_version']}"
               + (" (awaiting approval)" if promoted.get("awaiting_approval") else ""))
     if result.state != "success":
         msg = f"run {result.run_id} of {result.dag_id} ended {result.state}."
@@ -62,13 +68,20 @@ def history_cmd(args: argparse.Namespace) -> int:
     from retrainflow.registry import Registry, history
 
     cfg = find_config(args.pipeline)
-    rows = history(Registry(), cfg.registered_model_name)
+    registry = Registry()
+    rows = history(registry, cfg.registered_model_name)
+    periods = [p.to_dict() for p in registry.champion_periods(cfg.registered_model_name)]
     if args.json:
-        print_json({"pipeline": cfg.name, "versions": rows})
+        print_json({"pipeline": cfg.name, "versions": rows, "champion_periods": periods})
     elif not rows:
         print(f"'{cfg.name}' has no registered versions yet.")
     else:
-        print_table(rows, HISTORY_COLUMNS)
+        # a version's champion periods by number; the second table has their times
+        print_table([{**r, "champion_periods": [f"#{p['seq']}" for p in r["champion_periods"]]} for r in rows],
+                    HISTORY_COLUMNS)
+        if periods:
+            print("\nchampion periods (wall-clock since/until, UTC; data_end: data the champion was trained to)")
+            print_table([{**p, "until": p["until"] or "(serving)"} for p in periods], PERIOD_COLUMNS)
     return 0
 
 

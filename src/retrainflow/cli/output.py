@@ -6,11 +6,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from retrainflow.artifacts import json_default
+from retrainflow.jsonsafe import json_safe
 
 
 def print_json(payload: Any) -> None:
-    print(json.dumps(payload, indent=2, default=json_default))
+    print(json.dumps(json_safe(payload), indent=2, allow_nan=False))
 
 
 def fmt(value: Any) -> str:

@@ -78,7 +78,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from retrainflow import settings
-from retrainflow.exceptions import UserError
+from retrainflow.exceptions import DatasetNotFetchedError, FetchError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -116,18 +116,6 @@ LEAKING = ("delay",)
 RAW_COLUMNS = ("date", "delay", "distance", "origin", "destination")
 #: The last whole day: the 6 departures at 2001-07-01 00:00 are dropped.
 LAST_DAY = date(2001, 6, 30)
-
-
-class FetchError(UserError):
-    """The flights3m file could not be downloaded, found or verified."""
-
-    code = "fetch_failed"
-
-
-class DatasetNotFetchedError(UserError):
-    """The flights3m file is not on this machine (or is not the pinned one)."""
-
-    code = "dataset_not_fetched"
 
 
 def raw_path() -> Path:

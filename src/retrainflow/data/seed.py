@@ -24,7 +24,7 @@ from retrainflow.data.flights import load_flights
 from retrainflow.data.flights3m import load_flights3m
 from retrainflow.data.sources import make_source
 from retrainflow.data.synthetic import default_synthetic
-from retrainflow.exceptions import UserError
+from retrainflow.exceptions import UnknownDatasetError, UserError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,12 +45,6 @@ DATASETS: dict[str, FrameLoader] = {
 
 #: Days written per ``write_frame`` call, and per progress line.
 _CHUNK_DAYS = 30
-
-
-class UnknownDatasetError(UserError):
-    """No demo data set is registered for the pipeline."""
-
-    code = "unknown_dataset"
 
 
 @dataclass(frozen=True)

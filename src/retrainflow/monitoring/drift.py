@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from retrainflow import settings
+from retrainflow.jsonsafe import finite_or_none
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -110,7 +111,7 @@ class ColumnDrift:
         """JSON-safe fields (NaN becomes ``None``)."""
         return {
             "method": self.method,
-            "score": _finite_or_none(self.score),
+            "score": finite_or_none(self.score),
             "threshold": float(self.threshold),
             "drifted": bool(self.drifted),
             "drift_when": self.drift_when,
@@ -128,7 +129,7 @@ class DriftResult:
         dataset_drift: ``drift_share >= monitoring.drift.share_threshold``.
         prediction_drift: Drift of the champion's scores (``None`` without scores).
         target_drift: Drift of the target (``None`` unless ``labelled``).
-        performance: The task's metrics (:func:`retrainflow.stages.evaluate.compute_metrics`)
+        performance: The task's metrics (:func:`retrainflow.core.metrics.compute_metrics`)
             of the champion's scores on the labelled current rows (``None`` unless
             ``labelled`` and scored).
         reference_rows: Rows in the reference frame given.
@@ -179,7 +180,7 @@ class DriftResult:
             "prediction_drift": None if self.prediction_drift is None else self.prediction_drift.to_dict(),
             "target_drift": None if self.target_drift is None else self.target_drift.to_dict(),
             "performance": None if self.performance is None else {
-                k: _finite_or_none(v) for k, v in self.performance.items()
+                k: finite_or_none(v) for k, v in self.performance.items()
             },
             "labelled_rows": None if self.labelled_rows is None else int(self.labelled_rows),
             "reference_rows": int(self.reference_rows),
@@ -190,13 +191,6 @@ class DriftResult:
             "seconds": round(float(self.seconds), 3),
             "html_rendered": self.html is not None,
         }
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 # -- Evidently plumbing ------------------------------------------------------------------
@@ -265,10 +259,13 @@ class _Plan:
 def _plans(config: PipelineConfig, *, with_prediction: bool, with_target: bool) -> list[_Plan]:
     """Resolve ``monitoring.drift`` into one request per column (None = Evidently's default).
 
-    The global ``method`` applies to the columns whose type it supports (a numeric-only
-    test leaves categorical columns to Evidently's default); the global ``threshold``
-    goes with the global method (or with Evidently's default when no method is set).
-    A per-column entry must name a test valid for its column, else ``ValueError``.
+    For the features, the config has already refused a test that does not support a
+    column's type (``PipelineConfig`` checks ``monitoring.drift``): the global ``method``
+    applies to every feature without a method of its own. The prediction and target
+    columns get the global method when it supports their type, else Evidently's default.
+    The global ``threshold`` goes with the global method (or with Evidently's default
+    when no method is set). A per-column test of the wrong type raises ``ValueError``
+    here too, for configs built without validation.
     """
     drift = config.monitoring.drift
     glob = _registered_name(drift.method)
@@ -285,7 +282,7 @@ def _plans(config: PipelineConfig, *, with_prediction: bool, with_target: bool) 
         if override is not None:
             if override.method is not None:
                 wanted = _registered_name(override.method)
-                if not _supports(wanted, kind):
+                if wanted is None or not _supports(wanted, kind):
                     raise ValueError(
                         f"monitoring.drift.columns.{name}.method: Evidently's '{override.method}' "
                         f"test does not support {'numeric' if kind == 'num' else 'categorical'} columns"
@@ -545,7 +542,7 @@ def _performance(config: PipelineConfig, current: pd.DataFrame, scores: np.ndarr
     """
     import pandas as pd
 
-    from retrainflow.stages.evaluate import compute_metrics
+    from retrainflow.core.metrics import compute_metrics
 
     y = pd.to_numeric(current[config.target], errors="coerce").to_numpy(dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64)

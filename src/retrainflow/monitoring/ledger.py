@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from retrainflow.artifacts import json_default
+from retrainflow.jsonsafe import json_safe
 from retrainflow.policy import CheckResult
 
 
@@ -69,7 +69,7 @@ class CheckLedger:
         fd, tmp = tempfile.mkstemp(prefix=".checks.", dir=self.path.parent)
         with os.fdopen(fd, "w") as fh:
             for e in kept:
-                fh.write(json.dumps(e.to_dict(), default=json_default) + "\n")
+                fh.write(json.dumps(json_safe(e.to_dict()), allow_nan=False) + "\n")
         os.replace(tmp, self.path)
 
     def previous_checks(self, exclude_run_id: str | None = None) -> list[CheckResult]:

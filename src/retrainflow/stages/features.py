@@ -1,10 +1,10 @@
 """Stage 3 — features: fit (or reuse) the transformer and build the training matrix.
 
-A stateless run fits a new :class:`~retrainflow.features.FeatureTransformer` on
-the training rows. A warm start reuses the parent model's fitted transformer
-unchanged (frozen): the continued estimator must see features encoded exactly
-as before. The fitted transformer is saved here and packaged into the model by
-``train``.
+Step 1 of the fit sequence of :mod:`retrainflow.core.training`
+(:func:`~retrainflow.core.training.prepare_features`): a stateless run fits a new
+transformer on the training rows; a warm start reuses the parent model's fitted
+transformer unchanged (frozen). The fitted transformer is saved here and packaged
+into the model by ``train``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import pickle
 from typing import TYPE_CHECKING
 
 from retrainflow.artifacts import ArtifactStore
-from retrainflow.features import FeatureTransformer
+from retrainflow.core import training
+from retrainflow.core.modes import Mode
 from retrainflow.manifest import FeaturesManifest, PullManifest
 
 if TYPE_CHECKING:
@@ -34,15 +35,13 @@ def run(config: PipelineConfig, pulled: PullManifest, *, registry: Registry,
     store = store or ArtifactStore(config.artifact_root_uri())
     out = store.stage(config.name, pulled.context.run_id, STAGE)
     raw = pd.read_parquet(pulled.train.uri)
-    if pulled.mode == "warm_start":
+    parent = None
+    if pulled.mode == Mode.WARM_START:
         assert pulled.parent_version is not None
-        transformer = registry.load_model(config.registered_model_name, pulled.parent_version).transformer
-        frozen = True
-    else:
-        transformer = FeatureTransformer.from_config(config).fit(raw)
-        frozen = False
-    features = transformer.transform(raw)
-    features[TARGET] = pd.to_numeric(raw[config.target]).astype("float64").to_numpy()
+        parent = registry.load_model(config.registered_model_name, pulled.parent_version)
+    transformer, features = training.prepare_features(config, raw, parent)
+    frozen = parent is not None
+    features[TARGET] = training.targets(config, raw)
     out.write_with("transformer.pkl", lambda p: p.write_bytes(pickle.dumps(transformer)))
     train_path = out.write_parquet("train.parquet", features)
     manifest = FeaturesManifest(

@@ -1,4 +1,4 @@
-"""The monitoring check: drift and performance with Evidently, then the trigger policy.
+"""The monitoring DAG's stage: the check of :mod:`retrainflow.core.monitoring` on the lake.
 
 For a check at ``check_date`` (exclusive end):
 
@@ -23,21 +23,24 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from retrainflow import settings
 from retrainflow.artifacts import ArtifactStore, safe_name
-from retrainflow.config import LOWER_IS_BETTER
+from retrainflow.core import windows
+from retrainflow.core.monitoring import decide_retrain, run_check
 from retrainflow.data.sources import make_source
 from retrainflow.manifest import Manifest
 from retrainflow.monitoring.ledger import CheckLedger, LedgerEntry
-from retrainflow.policy import ChampionInfo, CheckResult, PolicyState, decide
+from retrainflow.stages.pull import champion_facts
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from retrainflow.config import PipelineConfig
+    from retrainflow.data.sources import Source
+    from retrainflow.policy import CheckResult
     from retrainflow.registry import Registry, VersionInfo
 
 log = logging.getLogger(__name__)
@@ -83,15 +86,11 @@ def retrain_run_id(monitor_run_id: str) -> str:
     return f"monitor__{safe_name(monitor_run_id)}"[:250]
 
 
-def _reference(config: PipelineConfig, source: Any, champion: VersionInfo) -> pd.DataFrame:
-    import pandas as pd
-
+def _reference(config: PipelineConfig, source: Source, champion: VersionInfo) -> pd.DataFrame:
+    """The champion's training rows (its lineage's data window)."""
     start = date.fromisoformat(champion.tags.get("data_start") or champion.tags["window_start"])
     end = date.fromisoformat(champion.tags["data_end"])
-    frame = source.read_window(start, end)
-    if len(frame) > config.monitoring.reference_rows:
-        frame = frame.sample(n=config.monitoring.reference_rows, random_state=config.training.random_seed)
-    return frame.reset_index(drop=True) if len(frame) else pd.DataFrame()
+    return source.read_window(start, end)
 
 
 def run(config: PipelineConfig, context: MonitorContext, *, registry: Registry,
@@ -102,11 +101,9 @@ def run(config: PipelineConfig, context: MonitorContext, *, registry: Registry,
     Raises:
         AirflowApiError: the trigger was refused (credentials, missing or paused DAG, bad conf).
     """
-    import numpy as np
     import pandas as pd
 
-    from retrainflow.monitoring.drift import compute_drift, save
-    from retrainflow.stages.pull import schema_diff, schema_of
+    from retrainflow.monitoring.drift import save
 
     store = store or ArtifactStore(config.artifact_root_uri())
     out = store.stage(config.name, context.run_id, STAGE)
@@ -115,70 +112,39 @@ def run(config: PipelineConfig, context: MonitorContext, *, registry: Registry,
     # Policy time is the check's data time, not the wall clock: a replay of old data (the demo,
     # a backtest) gets the same cooldowns and staleness as the live check would have.
     now = now or datetime.combine(end, datetime.min.time(), tzinfo=UTC)
-    start = end - timedelta(days=mon.current_days)
-    label_cutoff = end - timedelta(days=mon.label_delay_days)
+    win = windows.monitoring(end, mon.current_days, mon.label_delay_days)
     source = make_source(config)
-    current = source.read_window(start, end)
-    if mon.current_rows and len(current) > mon.current_rows:
-        current = current.sample(n=mon.current_rows, random_state=config.training.random_seed)
+    current = source.read_window(win.current.start, win.current.end)
     champion = registry.champion(config.registered_model_name)
+    facts = champion_facts(champion)
     ledger = CheckLedger(config.artifact_root_uri(), config.name)
 
-    drift_summary: dict[str, Any] = {}
-    report_uri = None
-    metric = None
-    labelled_rows = 0
-    schema_changed = False
+    model, reference = None, pd.DataFrame()
     if champion is not None and len(current):
         reference = _reference(config, source, champion)
         model = registry.load_model(config.registered_model_name, champion.version)
-        ts = pd.to_datetime(current[config.time_column])
-        labelled_mask = (ts < pd.Timestamp(label_cutoff)).to_numpy()
-        labelled_rows = int(labelled_mask.sum())
-        current_for_drift = current.copy()
-        if not labelled_mask.all():
-            current_for_drift.loc[~labelled_mask, config.target] = np.nan
-        result = compute_drift(
-            config, reference, current_for_drift, seed=config.training.random_seed,
-            reference_scores=model.predict(reference) if len(reference) else None,
-            current_scores=model.predict(current),
-            labelled=labelled_rows > 0,
-        )
-        paths = save(result, out)
-        report_uri = paths.get("html")
-        drift_summary = result.summary()
-        perf = result.performance or {}
-        metric = perf.get(config.evaluation.primary_metric)
-        schema_changed = schema_diff(champion.schema, schema_of(current)) is not None
-        drift_share, drifted, dataset_drift = result.drift_share, list(result.drifted_columns), result.dataset_drift
-        prediction_drift = None if result.prediction_drift is None else bool(result.prediction_drift.drifted)
-    else:
-        drift_share, drifted, dataset_drift, prediction_drift = None, [], None, None
+    measured = run_check(config, model=model, reference=reference, current=current,
+                         label_cutoff=win.label_cutoff, checked_at=now,
+                         champion_schema=champion.schema if champion else None)
+    check, report_uri, drift_summary = measured.check, None, {}
+    if measured.drift is not None:
+        report_uri = save(measured.drift, out).get("html")
+        drift_summary = measured.drift.summary()
     summary_path = out.write_json("monitor_summary.json", {"drift": drift_summary})
 
-    check = CheckResult(
-        checked_at=now.isoformat(timespec="seconds"), current_rows=len(current),
-        labelled_rows=labelled_rows, drift_share=drift_share, drifted_columns=drifted,
-        dataset_drift=dataset_drift, prediction_drift=prediction_drift,
-        metric=None if metric is None else float(metric), schema_changed=schema_changed,
-    )
-    champion_info = ChampionInfo(
-        version=champion.version if champion else None,
-        gate_metric=_float(champion.tags.get("challenger_metric")) if champion else None,
-        data_end=champion.data_end if champion else None,
-        lower_is_better=config.evaluation.primary_metric in LOWER_IS_BETTER,
-    )
     new_rows = 0
-    if champion is not None and champion.data_end:
-        new_rows = source.count_rows(date.fromisoformat(champion.data_end), label_cutoff)
+    if facts is not None and facts.data_end is not None:
+        new_rows = source.count_rows(facts.data_end, win.label_cutoff)
     # Single flight: another retrain is active. The run this very check started on an
     # earlier attempt does not count, so a retried check re-confirms it (409) instead.
     own = retrain_run_id(context.run_id)
     active = trigger is not None and any(r != own for r in trigger.active_runs())
-    state = PolicyState(previous_checks=ledger.previous_checks(exclude_run_id=context.run_id),
-                        trigger_times=ledger.trigger_times(exclude_run_id=context.run_id), retrain_active=active,
-                        new_labelled_rows_since_champion=new_rows)
-    decision = decide(config, check, champion_info, state, now=now, on_demand=context.on_demand)
+    decision = decide_retrain(
+        config, check, facts,
+        gate_metric=_float(champion.tags.get("challenger_metric")) if champion else None,
+        previous_checks=ledger.previous_checks(exclude_run_id=context.run_id),
+        trigger_times=ledger.trigger_times(exclude_run_id=context.run_id),
+        retrain_active=active, new_labelled_rows=new_rows, now=now, on_demand=context.on_demand)
 
     triggered_run_id, status = None, "not triggered"
     if decision.trigger and context.trigger_enabled and trigger is not None:
@@ -187,7 +153,8 @@ def run(config: PipelineConfig, context: MonitorContext, *, registry: Registry,
             "mode": decision.mode, "reason": "monitor: " + ",".join(decision.reasons),
             "reason_codes": decision.reasons, "window_end": context.check_date,
             "details": {"monitor_run_id": context.run_id, "report_uri": report_uri,
-                        "drift_share": drift_share, "drifted_columns": drifted[:20],
+                        "drift_share": check.drift_share,
+                        "drifted_columns": check.drifted_columns[:20],
                         "metric": check.metric, "mode_reason": decision.mode_reason},
         }
         status = trigger.trigger(triggered_run_id, conf)
@@ -200,14 +167,15 @@ def run(config: PipelineConfig, context: MonitorContext, *, registry: Registry,
     mlflow_run_id = _log_to_mlflow(config, context, check, decision.to_dict(), drift_summary,
                                    [p for p in (report_uri, str(summary_path)) if p], registry)
     manifest = MonitorManifest(
-        context=context, champion_version=champion_info.version, check=check.to_dict(),
-        drift=drift_summary, decision=decision.to_dict(), report_uri=report_uri,
-        summary_uri=str(summary_path), triggered_run_id=triggered_run_id, trigger_status=status,
-        mlflow_run_id=mlflow_run_id, explain=decision.explain().splitlines(),
+        context=context, champion_version=champion.version if champion else None,
+        check=check.to_dict(), drift=drift_summary, decision=decision.to_dict(),
+        report_uri=report_uri, summary_uri=str(summary_path), triggered_run_id=triggered_run_id,
+        trigger_status=status, mlflow_run_id=mlflow_run_id,
+        explain=decision.explain().splitlines(),
     )
     out.write_json("manifest.json", manifest.to_dict())
     log.info("monitor %s @ %s: drift share %s, metric %s -> %s %s", config.name, context.check_date,
-             drift_share, check.metric, "TRIGGER" if decision.trigger else "no retrain",
+             check.drift_share, check.metric, "TRIGGER" if decision.trigger else "no retrain",
              ",".join(decision.reasons or decision.blocked_by))
     return manifest
 

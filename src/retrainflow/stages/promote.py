@@ -7,11 +7,16 @@ the pipeline's model with lineage tags, and given the alias ``challenger``.
 ``promotion: manual`` — only after a person approved it (:func:`approve`).
 
 Idempotent: a retried promote finds the version its run already registered
-(tag ``retrain_run_id``) instead of registering a second one.
+(tag ``retrain_run_id``) instead of registering a second one. And a retrain
+that repeats an earlier one — same training data (``train_fingerprint``), same
+model-relevant configuration (``config_fingerprint``), same mode and, for a
+warm start, the same parent — reuses that earlier version instead of logging
+and registering an identical model again; the manifest says so (``reused``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -21,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrainflow import settings
 from retrainflow.artifacts import ArtifactStore
+from retrainflow.core.modes import Mode
 from retrainflow.manifest import (
     FeaturesManifest,
     PromoteManifest,
@@ -32,7 +38,7 @@ from retrainflow.stages.train import load_model
 
 if TYPE_CHECKING:
     from retrainflow.config import PipelineConfig
-    from retrainflow.registry import Registry
+    from retrainflow.registry import Registry, VersionInfo
 
 log = logging.getLogger(__name__)
 STAGE = "promote"
@@ -50,6 +56,22 @@ def serving_requirements() -> list[str]:
     return out
 
 
+#: The parts of a pipeline config that change the model a retrain produces (or its verdict).
+#: Not: description, source, expectations, promotion, schedule, artifact_root, tags, monitoring.
+MODEL_CONFIG_FIELDS = ("task", "target", "time_column", "features", "training", "evaluation")
+
+
+def config_fingerprint(config: PipelineConfig) -> str:
+    """A stable hash of the model-relevant parts of ``config`` (:data:`MODEL_CONFIG_FIELDS`).
+
+    Two configs with the same fingerprint train the same model from the same
+    data; editing a description, the schedule or monitoring does not change it.
+    """
+    relevant = config.model_dump(mode="json", include=set(MODEL_CONFIG_FIELDS))
+    payload = json.dumps(relevant, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
 def lineage_tags(config: PipelineConfig, pulled: PullManifest, trained: TrainManifest,
                  verdict: Verdict) -> dict[str, str]:
     """The tags that make a version's history answerable from the registry alone."""
@@ -63,7 +85,7 @@ def lineage_tags(config: PipelineConfig, pulled: PullManifest, trained: TrainMan
         "mode": pulled.mode,
         "mode_reason": pulled.mode_reason,
         # How a warm start continued its parent (training.warm_start.method); "" when stateless.
-        "warm_method": config.training.warm_start.method if pulled.mode == "warm_start" else "",
+        "warm_method": config.training.warm_start.method if pulled.mode == Mode.WARM_START else "",
         "parent_version": pulled.parent_version or "",
         "estimator": trained.estimator,
         "window_start": pulled.train.start,
@@ -75,6 +97,7 @@ def lineage_tags(config: PipelineConfig, pulled: PullManifest, trained: TrainMan
         "holdout_end": pulled.holdout.end,
         "train_fingerprint": pulled.train.fingerprint,
         "holdout_fingerprint": pulled.holdout.fingerprint,
+        "config_fingerprint": config_fingerprint(config),
         "rows": trained.rows,
         "new_rows": pulled.new_rows,
         "replay_rows": pulled.replay_rows,
@@ -137,21 +160,52 @@ def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
+def identical_version(registry: Registry, name: str, tags: dict[str, str],
+                      verdict: Verdict) -> VersionInfo | None:
+    """An earlier version that this retrain would only repeat, or None.
+
+    Identical means the same mode, training data, model configuration and —
+    for a warm start, which continues its parent — the same parent (a stateless
+    fit does not depend on the champion it is compared with). When this run's
+    gate passed, only a version whose own gate passed qualifies: the champion
+    must never be an ungated version.
+    """
+    keys = ["mode", "train_fingerprint", "config_fingerprint"]
+    if tags["mode"] == Mode.WARM_START:
+        keys.append("parent_version")
+    if not all(tags.get(k) for k in keys[1:]):
+        return None
+    found = registry.find(name, {k: tags[k] for k in keys})
+    usable = [v for v in found if v.gate_passed or not verdict.passed]
+    return usable[-1] if usable else None
+
+
 def run(config: PipelineConfig, pulled: PullManifest, features: FeaturesManifest,
         trained: TrainManifest, verdict: Verdict, *, registry: Registry,
         store: ArtifactStore | None = None) -> PromoteManifest:
-    """Register the challenger and, if the gate passed (and policy is auto), crown it."""
+    """Register the challenger (or reuse an identical version) and, if the gate passed
+    (and policy is auto), crown it."""
     store = store or ArtifactStore(config.artifact_root_uri())
     out = store.stage(config.name, pulled.context.run_id, STAGE)
     name = config.registered_model_name
     version = registry.find_by_run(name, pulled.context.run_id)
+    reused_reason = None
     if version is None:
-        mlflow_run_id, model_uri = _log_run(config, pulled, features, trained, verdict, registry)
         tags = lineage_tags(config, pulled, trained, verdict)
-        if pulled.mode == "warm_start" and pulled.parent_version:
+        if pulled.mode == Mode.WARM_START and pulled.parent_version:
             parent = registry.get_version(name, pulled.parent_version)
             tags["data_start"] = parent.tags.get("data_start", tags["data_start"])
-        version = registry.register(name, model_uri, mlflow_run_id, tags)
+        version = identical_version(registry, name, tags, verdict)
+        if version is not None:
+            reused_reason = (
+                f"identical to version {version.version} (run {version.tags.get('retrain_run_id')}): "
+                f"same {tags['mode']} training data {tags['train_fingerprint'][:12]}, configuration "
+                f"{tags['config_fingerprint'][:12]}"
+                + (f" and parent {tags['parent_version']}" if tags["mode"] == Mode.WARM_START else "")
+            )
+        else:
+            mlflow_run_id, model_uri = _log_run(config, pulled, features, trained, verdict, registry)
+            version = registry.register(name, model_uri, mlflow_run_id, tags)
     registry.set_challenger(name, version.version)
     previous = registry.champion(name)
     crowned = False
@@ -167,9 +221,11 @@ def run(config: PipelineConfig, pulled: PullManifest, features: FeaturesManifest
         champion_version=champion.version if champion else None,
         previous_champion=previous.version if previous and previous.version != version.version else None,
         awaiting_approval=awaiting, model_uri=f"models:/{name}/{version.version}",
+        reused=reused_reason is not None, reused_reason=reused_reason,
     )
     out.write_json("manifest.json", manifest.to_dict())
-    log.info("promote %s: version %s registered; champion=%s%s", name, version.version,
+    log.info("promote %s: version %s %s; champion=%s%s", name, version.version,
+             f"reused, {reused_reason}" if reused_reason else "registered",
              manifest.champion_version, " (awaiting approval)" if awaiting else "")
     return manifest
 

@@ -1,0 +1,100 @@
+"""Backtest: replay a pipeline's data in time order through the library's training code.
+
+``retrainflow backtest PIPELINE`` answers "which retraining strategy would have
+served this pipeline best, and at what cost?" without Airflow. The data is read
+once through :func:`~retrainflow.data.sources.make_source` (sorted by the time
+column) and cut into batches of ``batch_days`` days. At every step each
+strategy first (maybe) trains on rows strictly *before* the batch, then scores
+the batch (**test-then-train**, "prequential" evaluation): every metric is a
+forward-in-time score of the model a deployment would have served.
+
+Everything a step does goes through the code the DAGs use: the
+core modules of :mod:`retrainflow.core`: the mode resolver (``hybrid`` *is*
+``auto``), the windows, the fit sequence (transformer fitted on a stateless window,
+frozen for warm starts), the metrics and the gate, and the monitoring check with
+the trigger policy (sampled, no HTML). The optional data validation is
+:func:`~retrainflow.validation.validate_frame`.
+
+Strategies are configurations (:class:`Strategy`), not code paths:
+
+==============  ===============================================================
+kind            what happens at a retrain step
+==============  ===============================================================
+``static``      trained once (warm-up window), never again
+``stateless``   a new model on the last ``window_days`` (``None`` = all history)
+``oracle``      ``stateless`` at every batch: the expensive upper reference
+``warm_start``  the strategy's model continued on the rows since its data end
+                (plus a replay sample), with ``warm_method``
+``hybrid``      mode ``auto``: the pull stage's resolver decides (a full stateless
+                refit after ``full_refit_every`` consecutive warm starts, ...)
+``policy``      a monitoring check at every batch; :func:`~retrainflow.policy.decide`
+                says when to retrain and in which mode (as configured)
+==============  ===============================================================
+
+Warm-start methods are those of the DAG's train stage (``training.warm_start.method``,
+:func:`~retrainflow.core.training.continue_estimator`): ``append`` (trees added on the
+new rows; SGD: ``partial_fit``), ``refit`` (LightGBM ``Booster.refit``: leaf values
+re-fitted on the new rows with a decay, no tree added), ``refit_append`` and
+``bounded`` (append, drop the oldest trees beyond ``max_trees``, re-fit). A strategy
+names its method; ``hybrid`` and ``policy`` default to the pipeline's own, so they
+replay what the DAGs would do.
+
+Replay: a warm start may add ``replay_fraction`` x (new rows) older rows, either
+from the ``replay_days`` before the parent's data end (``replay_source:
+window``, like the DAG's pull stage) or from a uniform reservoir sample of all
+rows seen so far (``reservoir``, ``reservoir_rows`` rows kept in memory).
+
+Costs: ``train_cpu_seconds`` / ``train_wall_seconds`` / ``peak_rss_mb`` are
+:func:`~retrainflow.metering.measure` around the feature transform and the fit
+(peak RSS is the whole process's, which holds the replayed data set);
+``train_mem_mb`` is what a training job of its own would need on top of its
+interpreter: the raw training rows it reads (pandas deep size) plus the measured
+RSS growth of transform and fit (feature matrix, LightGBM bins, trees) — the
+figure to compare strategies by;
+``monitor_cpu_seconds`` is the policy's monitoring check; ``rows_read`` the rows
+a retrain read (for a warm start: new rows plus the replay sample).
+
+Results: :class:`BacktestResult` (per-step :class:`StepRecord`; ``to_dict`` is the
+stable JSON schema ``SCHEMA_VERSION``), :meth:`BacktestResult.summary` (one row per
+strategy), :meth:`BacktestResult.comparisons` (ratios against the references; the
+project's goals for them are judged in ``benchmarks/backtest_goals.py``, not here)
+and :func:`save` (``backtest.json``, ``metric_over_time.png``,
+``cumulative_compute.png``).
+
+Files: :mod:`.strategies` (what a strategy is, the defaults), :mod:`.engine` (the
+replay), :mod:`.result` (records, summary, comparisons), :mod:`.report` (JSON, plots,
+MLflow).
+"""
+
+from retrainflow.backtest.engine import run_backtest
+from retrainflow.backtest.report import log_to_mlflow, save
+from retrainflow.backtest.result import (
+    SCHEMA_VERSION,
+    STEP_FIELDS,
+    SUMMARY_COLUMNS,
+    BacktestResult,
+    StepRecord,
+)
+from retrainflow.backtest.strategies import (
+    Strategy,
+    default_strategies,
+    load_strategies,
+    select_strategies,
+)
+from retrainflow.data.frame import TimeFrame
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "STEP_FIELDS",
+    "SUMMARY_COLUMNS",
+    "BacktestResult",
+    "StepRecord",
+    "Strategy",
+    "TimeFrame",
+    "default_strategies",
+    "load_strategies",
+    "log_to_mlflow",
+    "run_backtest",
+    "save",
+    "select_strategies",
+]
