@@ -25,8 +25,19 @@ RESULTS_DIR = BENCH_DIR / "results"
 REPO_ROOT = BENCH_DIR.parent
 
 #: Distributions whose versions go into every result file.
-VERSIONED = ("apache-airflow", "apache-airflow-task-sdk", "mlflow", "mlflow-skinny", "lightgbm",
-             "scikit-learn", "great-expectations", "pandas", "pyarrow", "numpy", "retrainflow")
+VERSIONED = (
+    "apache-airflow",
+    "apache-airflow-task-sdk",
+    "mlflow",
+    "mlflow-skinny",
+    "lightgbm",
+    "scikit-learn",
+    "great-expectations",
+    "pandas",
+    "pyarrow",
+    "numpy",
+    "retrainflow",
+)
 
 
 def utc_now() -> str:
@@ -89,8 +100,14 @@ def git_revision() -> str | None:
     import subprocess
 
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT,
-                             capture_output=True, text=True, timeout=10, check=False)
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
@@ -109,12 +126,19 @@ def fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, digits: int = 1,
-                 title: str | None = None) -> str:
+def format_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    digits: int = 1,
+    title: str | None = None,
+) -> str:
     """A plain-text table: the first column left-aligned, the others right-aligned."""
     cells = [[fmt(v, digits) for v in row] for row in rows]
-    widths = [max(len(str(h)), *(len(r[i]) for r in cells)) if cells else len(str(h))
-              for i, h in enumerate(headers)]
+    widths = [
+        max(len(str(h)), *(len(r[i]) for r in cells)) if cells else len(str(h))
+        for i, h in enumerate(headers)
+    ]
 
     def line(values: Sequence[str]) -> str:
         parts = [v.ljust(widths[0]) if i == 0 else v.rjust(widths[i]) for i, v in enumerate(values)]
@@ -129,18 +153,26 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, digit
     return "\n".join(out)
 
 
-def format_markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *,
-                          digits: int = 1) -> str:
+def format_markdown_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], *, digits: int = 1
+) -> str:
     """The same table as GitHub Markdown (for pasting into a README)."""
     cells = [[fmt(v, digits) for v in row] for row in rows]
-    out = ["| " + " | ".join(str(h) for h in headers) + " |",
-           "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|"]
+    out = [
+        "| " + " | ".join(str(h) for h in headers) + " |",
+        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|",
+    ]
     out.extend("| " + " | ".join(r) + " |" for r in cells)
     return "\n".join(out)
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, digits: int = 1,
-                title: str | None = None) -> None:
+def print_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    digits: int = 1,
+    title: str | None = None,
+) -> None:
     """Print :func:`format_table` to stdout, followed by a blank line."""
     print(format_table(headers, rows, digits=digits, title=title))
     print(flush=True)

@@ -52,19 +52,34 @@ def judge(comparisons: dict[str, Any], goals: dict[str, float] | None = None) ->
     warm = []
     for row in comparisons.get("warm_start", []):
         cpu, mem = row.get("cpu_x_less"), row.get("mem_x_less")
-        warm.append({**row, "cpu_met": cpu is not None and cpu >= g["cpu_x_less"],
-                     "mem_met": mem is not None and mem >= g["mem_x_less"],
-                     "metric_met": row["points_behind_best"] <= g["points_behind_best"]})
-    warm.sort(key=lambda r: (-(r["cpu_met"] + r["mem_met"] + r["metric_met"]),
-                             r["points_behind_best"]))
+        warm.append(
+            {
+                **row,
+                "cpu_met": cpu is not None and cpu >= g["cpu_x_less"],
+                "mem_met": mem is not None and mem >= g["mem_x_less"],
+                "metric_met": row["points_behind_best"] <= g["points_behind_best"],
+            }
+        )
+    warm.sort(
+        key=lambda r: (-(r["cpu_met"] + r["mem_met"] + r["metric_met"]), r["points_behind_best"])
+    )
     policy = []
     for row in comparisons.get("policy", []):
         share = row.get("gain_share")
-        policy.append({**row, "gain_met": share is not None and share >= g["gain_share"],
-                       "retrains_met": row["retrain_share"] <= g["retrain_share"]})
+        policy.append(
+            {
+                **row,
+                "gain_met": share is not None and share >= g["gain_share"],
+                "retrains_met": row["retrain_share"] <= g["retrain_share"],
+            }
+        )
     policy.sort(key=lambda r: -(r["gain_share"] or 0.0))
-    return {"goals": g, "references": comparisons.get("references", {}),
-            "warm_start": warm, "policy": policy}
+    return {
+        "goals": g,
+        "references": comparisons.get("references", {}),
+        "warm_start": warm,
+        "policy": policy,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,28 +89,54 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     data = json.loads(args.backtest_json.read_text())
     if "comparisons" not in data:
-        print(f"{args.backtest_json}: no 'comparisons' (a backtest.json of schema >= 3 is "
-              "needed; re-run the backtest)", file=sys.stderr)
+        print(
+            f"{args.backtest_json}: no 'comparisons' (a backtest.json of schema >= 3 is "
+            "needed; re-run the backtest)",
+            file=sys.stderr,
+        )
         return 1
     verdict = judge(data["comparisons"])
     g = verdict["goals"]
     refs = verdict["references"]
     if verdict["warm_start"]:
-        cols = ["strategy", "cpu_x_less", "mem_x_less", "points_behind_best", "cpu_met",
-                "mem_met", "metric_met"]
-        print_table(cols, [[r[c] for c in cols] for r in verdict["warm_start"]], digits=2,
-                    title=f"warm-start goal (vs {refs.get('stateless_full')}; metric vs "
-                          f"{refs.get('best_stateless')}): >= {g['cpu_x_less']:g}x less CPU, "
-                          f">= {g['mem_x_less']:g}x less memory, <= "
-                          f"{g['points_behind_best']:g} points behind")
+        cols = [
+            "strategy",
+            "cpu_x_less",
+            "mem_x_less",
+            "points_behind_best",
+            "cpu_met",
+            "mem_met",
+            "metric_met",
+        ]
+        print_table(
+            cols,
+            [[r[c] for c in cols] for r in verdict["warm_start"]],
+            digits=2,
+            title=f"warm-start goal (vs {refs.get('stateless_full')}; metric vs "
+            f"{refs.get('best_stateless')}): >= {g['cpu_x_less']:g}x less CPU, "
+            f">= {g['mem_x_less']:g}x less memory, <= "
+            f"{g['points_behind_best']:g} points behind",
+        )
     if verdict["policy"]:
-        cols = ["strategy", "gain_points", "gain_share", "retrains", "retrain_share",
-                "gain_met", "retrains_met"]
-        print_table(cols, [[r[c] for c in cols] for r in verdict["policy"]], digits=3,
-                    title=f"policy goal: >= {g['gain_share']:.0%} of the oracle's gain, "
-                          f"<= {g['retrain_share']:.0%} of its retrains")
-    out = write_json("backtest_goals", {"source": str(args.backtest_json), **verdict},
-                     path=args.json)
+        cols = [
+            "strategy",
+            "gain_points",
+            "gain_share",
+            "retrains",
+            "retrain_share",
+            "gain_met",
+            "retrains_met",
+        ]
+        print_table(
+            cols,
+            [[r[c] for c in cols] for r in verdict["policy"]],
+            digits=3,
+            title=f"policy goal: >= {g['gain_share']:.0%} of the oracle's gain, "
+            f"<= {g['retrain_share']:.0%} of its retrains",
+        )
+    out = write_json(
+        "backtest_goals", {"source": str(args.backtest_json), **verdict}, path=args.json
+    )
     print(f"json: {out}")
     return 0
 

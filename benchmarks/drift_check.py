@@ -59,11 +59,16 @@ ENGINES = ("preset", "fast", "fast+html")
 def _config() -> Any:
     from retrainflow.config import parse_config
 
-    return parse_config({
-        "name": "bench", "task": "binary_classification", "target": "label", "time_column": "ts",
-        "source": {"kind": "parquet", "path": "bench"},
-        "features": {"numeric": NUMERIC, "categorical": CATEGORICAL},
-    })
+    return parse_config(
+        {
+            "name": "bench",
+            "task": "binary_classification",
+            "target": "label",
+            "time_column": "ts",
+            "source": {"kind": "parquet", "path": "bench"},
+            "features": {"numeric": NUMERIC, "categorical": CATEGORICAL},
+        }
+    )
 
 
 def _frame(rows: int, seed: int, shift: float) -> tuple[Any, Any]:
@@ -72,7 +77,9 @@ def _frame(rows: int, seed: int, shift: float) -> tuple[Any, Any]:
     import pandas as pd
 
     rng = np.random.default_rng(seed)
-    data: dict[str, Any] = {c: rng.normal(shift if i < 5 else 0.0, 1.0, rows) for i, c in enumerate(NUMERIC)}
+    data: dict[str, Any] = {
+        c: rng.normal(shift if i < 5 else 0.0, 1.0, rows) for i, c in enumerate(NUMERIC)
+    }
     levels = np.array([f"v{i}" for i in range(8)], dtype=object)
     for j, c in enumerate(CATEGORICAL):
         p = np.full(8, 1 / 8)
@@ -110,19 +117,32 @@ def run_case(rows: int, engine: str) -> dict[str, Any]:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t1 = time.perf_counter()
     result = drift_mod.compute_drift(
-        config, ref, cur, reference_scores=ref_scores, current_scores=cur_scores, labelled=True,
-        render_html=engine == "fast+html", fast=engine != "preset",
+        config,
+        ref,
+        cur,
+        reference_scores=ref_scores,
+        current_scores=cur_scores,
+        labelled=True,
+        render_html=engine == "fast+html",
+        fast=engine != "preset",
     )
     seconds = time.perf_counter() - t1
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     summary = result.summary()
     return {
-        "rows": rows, "columns": len(NUMERIC) + len(CATEGORICAL), "engine": engine,
-        "seconds": round(seconds, 2), "import_seconds": round(import_s, 2),
-        "peak_rss_mib": round(peak), "rss_before_mib": round(rss_before),
-        "cpus": len(os.sched_getaffinity(0)), "drift_share": summary["drift_share"],
-        "drifted_columns": summary["drifted_columns"], "dataset_drift": summary["dataset_drift"],
-        "prediction_drift": summary["prediction_drift"], "target_drift": summary["target_drift"],
+        "rows": rows,
+        "columns": len(NUMERIC) + len(CATEGORICAL),
+        "engine": engine,
+        "seconds": round(seconds, 2),
+        "import_seconds": round(import_s, 2),
+        "peak_rss_mib": round(peak),
+        "rss_before_mib": round(rss_before),
+        "cpus": len(os.sched_getaffinity(0)),
+        "drift_share": summary["drift_share"],
+        "drifted_columns": summary["drifted_columns"],
+        "dataset_drift": summary["dataset_drift"],
+        "prediction_drift": summary["prediction_drift"],
+        "target_drift": summary["target_drift"],
         "roc_auc": (summary["performance"] or {}).get("roc_auc"),
         "methods": sorted({c["method"] for c in summary["columns"].values()}),
         "html_bytes": len(result.html) if result.html else 0,
@@ -130,10 +150,22 @@ def run_case(rows: int, engine: str) -> dict[str, Any]:
 
 
 def _spawn(rows: int, engine: str) -> dict[str, Any]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "NUMEXPR_MAX_THREADS": "1", "DO_NOT_TRACK": "1", "PYTHONPATH": str(REPO_ROOT / "src")}
-    proc = subprocess.run([sys.executable, __file__, "--case", str(rows), engine], env=env,
-                          capture_output=True, text=True, check=False)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "NUMEXPR_MAX_THREADS": "1",
+        "DO_NOT_TRACK": "1",
+        "PYTHONPATH": str(REPO_ROOT / "src"),
+    }
+    proc = subprocess.run(
+        [sys.executable, __file__, "--case", str(rows), engine],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"case {rows} {engine} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -142,7 +174,9 @@ def _spawn(rows: int, engine: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100k rows only")
-    parser.add_argument("--skip-default-1m", action="store_true", help="skip the ~2 min preset case at 1M")
+    parser.add_argument(
+        "--skip-default-1m", action="store_true", help="skip the ~2 min preset case at 1M"
+    )
     parser.add_argument("--case", nargs=2, metavar=("ROWS", "ENGINE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.case:
@@ -158,24 +192,59 @@ def main(argv: list[str] | None = None) -> int:
             progress(f"{rows:,} rows x 20 columns, {engine} ...")
             results.append(_spawn(rows, engine))
             r = results[-1]
-            progress(f"  {r['seconds']} s, peak {r['peak_rss_mib']} MiB, drifted {r['drifted_columns']}")
-    headers = ["case", "rows", "seconds", "import s", "peak RSS MiB", "RSS before MiB", "drift share",
-               "pred drift", "methods"]
-    table = [[r["engine"], f"{r['rows']:,}", r["seconds"], r["import_seconds"], r["peak_rss_mib"],
-              r["rss_before_mib"], round(r["drift_share"], 2), r["prediction_drift"]["drifted"],
-              ",".join(r["methods"])] for r in results]
-    print_table(headers, table, digits=2,
-                title=f"compute_drift, 20 columns (15 num + 5 cat) + scores + target, 1 core; "
-                      f"target: fast 1M <= {TARGET_SECONDS:.0f} s")
+            progress(
+                f"  {r['seconds']} s, peak {r['peak_rss_mib']} MiB, drifted {r['drifted_columns']}"
+            )
+    headers = [
+        "case",
+        "rows",
+        "seconds",
+        "import s",
+        "peak RSS MiB",
+        "RSS before MiB",
+        "drift share",
+        "pred drift",
+        "methods",
+    ]
+    table = [
+        [
+            r["engine"],
+            f"{r['rows']:,}",
+            r["seconds"],
+            r["import_seconds"],
+            r["peak_rss_mib"],
+            r["rss_before_mib"],
+            round(r["drift_share"], 2),
+            r["prediction_drift"]["drifted"],
+            ",".join(r["methods"]),
+        ]
+        for r in results
+    ]
+    print_table(
+        headers,
+        table,
+        digits=2,
+        title=f"compute_drift, 20 columns (15 num + 5 cat) + scores + target, 1 core; "
+        f"target: fast 1M <= {TARGET_SECONDS:.0f} s",
+    )
     fast_1m = [r for r in results if r["engine"] == "fast" and r["rows"] == 1_000_000]
     if fast_1m:
         ok = fast_1m[0]["seconds"] <= TARGET_SECONDS
-        print(f"fast path at 1M: {fast_1m[0]['seconds']} s -> {'meets' if ok else 'MISSES'} the target")
-    path = write_json("drift_check", {
-        "benchmark": "drift_check", "created": utc_now(), "git": git_revision(),
-        "machine": machine_info(), "target_seconds": TARGET_SECONDS, "results": results,
-        "markdown": format_markdown_table(headers, table, digits=2),
-    })
+        print(
+            f"fast path at 1M: {fast_1m[0]['seconds']} s -> {'meets' if ok else 'MISSES'} the target"
+        )
+    path = write_json(
+        "drift_check",
+        {
+            "benchmark": "drift_check",
+            "created": utc_now(),
+            "git": git_revision(),
+            "machine": machine_info(),
+            "target_seconds": TARGET_SECONDS,
+            "results": results,
+            "markdown": format_markdown_table(headers, table, digits=2),
+        },
+    )
     progress(f"wrote {path}")
     return 0
 

@@ -207,6 +207,7 @@ def import_probe(python: str) -> dict[str, Any]:
     ``dag_file``: the DAG file's imports (Task SDK already loaded, as in a forked
     worker); ``stages``: each stage's run-time imports after that.
     """
+
     def probe(pre: list[str], mods: list[str]) -> float | None:
         code = (
             "import os, time, warnings, logging\n"
@@ -219,8 +220,14 @@ def import_probe(python: str) -> dict[str, Any]:
             "print(time.perf_counter() - t0)\n"
         )
         try:
-            out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=300,
-                                 check=True, env={**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
+            out = subprocess.run(
+                [python, "-c", code],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=True,
+                env={**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"},
+            )
             return round(float(out.stdout.strip().splitlines()[-1]), 2)
         except (subprocess.SubprocessError, ValueError, IndexError):
             return None
@@ -228,11 +235,22 @@ def import_probe(python: str) -> dict[str, Any]:
     result: dict[str, Any] = {
         "airflow_sdk": probe([], ["airflow.sdk"]),
         "dag_file": probe(["airflow.sdk"], ["retrainflow.airflow.dag_factory"]),
-        "stages": {s: probe(["airflow.sdk", "retrainflow.airflow.dag_factory"], mods)
-                   for s, mods in STAGE_IMPORTS.items()},
-        "libraries": {m: probe([], [m]) for m in
-                      ("pandas", "pyarrow.parquet", "sklearn.metrics", "lightgbm",
-                       "great_expectations", "mlflow", "mlflow.pyfunc")},
+        "stages": {
+            s: probe(["airflow.sdk", "retrainflow.airflow.dag_factory"], mods)
+            for s, mods in STAGE_IMPORTS.items()
+        },
+        "libraries": {
+            m: probe([], [m])
+            for m in (
+                "pandas",
+                "pyarrow.parquet",
+                "sklearn.metrics",
+                "lightgbm",
+                "great_expectations",
+                "mlflow",
+                "mlflow.pyfunc",
+            )
+        },
     }
     return result
 
@@ -248,8 +266,13 @@ def run_library(cfg: Any, home: Path, run_id: str) -> dict[str, Any]:
     with use_home(home):
         registry = Registry()
         reset = reset_registry(registry.tracking_uri, cfg.registered_model_name)
-        ctx = RunContext(pipeline=PIPELINE, run_id=run_id, window_end=WINDOW_END.isoformat(),
-                         requested_mode="stateless", trigger_reason="benchmark")
+        ctx = RunContext(
+            pipeline=PIPELINE,
+            run_id=run_id,
+            window_end=WINDOW_END.isoformat(),
+            requested_mode="stateless",
+            trigger_reason="benchmark",
+        )
         load_before = _load()
         t0 = time.perf_counter()
         result = run_all(cfg, ctx, registry=registry)
@@ -316,7 +339,9 @@ def _failed_task_logs(home: Path, run_id: str, limit: int = 4000) -> dict[str, s
     return out
 
 
-def run_airflow(client: Any, home: Path, tracking_uri: str, run_id: str, timeout: float) -> dict[str, Any]:
+def run_airflow(
+    client: Any, home: Path, tracking_uri: str, run_id: str, timeout: float
+) -> dict[str, Any]:
     reset = reset_registry(tracking_uri, PIPELINE)
     conf = {"window_end": WINDOW_END.isoformat(), "mode": "stateless", "reason": "benchmark"}
     load_before = _load()
@@ -328,17 +353,28 @@ def run_airflow(client: Any, home: Path, tracking_uri: str, run_id: str, timeout
     tis = {ti["task_id"]: ti for ti in client.get_task_instances(DAG_ID, run_id)}
     if final.get("state") != "success":
         states = {k: v.get("state") for k, v in tis.items()}
-        raise RunFailed(f"DAG run {run_id} ended {final.get('state')!r}: {states}; task logs under "
-                        f"{home / 'airflow' / 'logs'}",
-                        {"run_id": run_id, "state": final.get("state"), "task_states": states,
-                         "wall_seconds": round(wall, 3), "logs": _failed_task_logs(home, run_id)})
+        raise RunFailed(
+            f"DAG run {run_id} ended {final.get('state')!r}: {states}; task logs under "
+            f"{home / 'airflow' / 'logs'}",
+            {
+                "run_id": run_id,
+                "state": final.get("state"),
+                "task_states": states,
+                "wall_seconds": round(wall, 3),
+                "logs": _failed_task_logs(home, run_id),
+            },
+        )
 
     run_start, run_end = _ts(final.get("start_date")), _ts(final.get("end_date"))
     tasks: dict[str, Any] = {}
     prev_end = run_start
     for stage in STAGES:
         ti = tis[stage]
-        queued, start, end = _ts(ti.get("queued_when")), _ts(ti.get("start_date")), _ts(ti.get("end_date"))
+        queued, start, end = (
+            _ts(ti.get("queued_when")),
+            _ts(ti.get("start_date")),
+            _ts(ti.get("end_date")),
+        )
         duration = ti.get("duration")
         tasks[stage] = {
             "state": ti.get("state"),
@@ -356,7 +392,9 @@ def run_airflow(client: Any, home: Path, tracking_uri: str, run_id: str, timeout
     task_sum = sum(t["duration"] or 0.0 for t in tasks.values())
     manifest_path = home / "artifacts" / PIPELINE / run_id / "train" / "manifest.json"
     train_manifest = json.loads(manifest_path.read_text())
-    pull_manifest = json.loads((home / "artifacts" / PIPELINE / run_id / "pull" / "manifest.json").read_text())
+    pull_manifest = json.loads(
+        (home / "artifacts" / PIPELINE / run_id / "pull" / "manifest.json").read_text()
+    )
     run_duration = _secs(run_start, run_end)
     return {
         "run_id": run_id,
@@ -364,14 +402,20 @@ def run_airflow(client: Any, home: Path, tracking_uri: str, run_id: str, timeout
         "wall_seconds": round(wall, 3),
         "load_average_before": load_before,
         "load_average_after": _load(),
-        "train_task_minus_fit": round(tasks["train"]["duration"] - train_manifest["train_wall_seconds"], 3),
-        "dag_run": {k: final.get(k) for k in ("state", "queued_at", "start_date", "end_date", "duration")},
+        "train_task_minus_fit": round(
+            tasks["train"]["duration"] - train_manifest["train_wall_seconds"], 3
+        ),
+        "dag_run": {
+            k: final.get(k) for k in ("state", "queued_at", "start_date", "end_date", "duration")
+        },
         "dag_run_seconds": run_duration,
         "queued_to_start": _secs(_ts(final.get("queued_at")), run_start),
         "first_task_wait": _secs(run_start, _ts(tasks["pull"]["start_date"])),
         "last_task_to_run_end": _secs(_ts(tasks["promote"]["end_date"]), run_end),
         "task_seconds_sum": round(task_sum, 3),
-        "between_tasks_seconds": None if run_duration is None else round(run_duration - task_sum, 3),
+        "between_tasks_seconds": None
+        if run_duration is None
+        else round(run_duration - task_sum, 3),
         "tasks": tasks,
         "mode": pull_manifest.get("mode"),
         "train_rows": train_manifest.get("rows"),
@@ -396,7 +440,7 @@ def scheduler_memory(run_dir: Path) -> dict[str, Any] | None:
         procs = [root, *root.children(recursive=True)]
     except (OSError, ValueError, psutil.Error):
         return None
-    mib = 2 ** 20
+    mib = 2**20
     rss = pss = uss = 0.0
     full = True
     own = None
@@ -458,8 +502,9 @@ class MemorySampler:
         self._thread.join(timeout=30)
 
 
-def measure_airflow_way(key: str, root: Path, home_lib: Path, repeat: int, stamp: str,
-                        timeout: float) -> dict[str, Any]:
+def measure_airflow_way(
+    key: str, root: Path, home_lib: Path, repeat: int, stamp: str, timeout: float
+) -> dict[str, Any]:
     """Start ``key``'s own stack in its own home, run the DAG ``repeat`` times, stop it."""
     from retrainflow.airflow import stack
     from retrainflow.airflow.rest import AirflowClient
@@ -467,19 +512,33 @@ def measure_airflow_way(key: str, root: Path, home_lib: Path, repeat: int, stamp
     label, preload = AIRFLOW_WAYS[key]
     home = root / f"home-{key}"
     copy_lake(home_lib, home)
-    cfg = stack.StackConfig(home=home, api_port=_free_port(), mlflow_port=_free_port(),
-                            with_mlflow_server=False, with_triggerer=False,
-                            preload_task_libraries=preload)
-    out: dict[str, Any] = {"label": label, "preload_task_libraries": preload, "home": str(home),
-                           "runs": [], "memory": {}}
-    progress(f"{key}: starting the Airflow stack in {home} on {cfg.airflow_url} "
-             f"(preload_task_libraries={preload}; api-server, scheduler, dag-processor; ~30-90 s)")
+    cfg = stack.StackConfig(
+        home=home,
+        api_port=_free_port(),
+        mlflow_port=_free_port(),
+        with_mlflow_server=False,
+        with_triggerer=False,
+        preload_task_libraries=preload,
+    )
+    out: dict[str, Any] = {
+        "label": label,
+        "preload_task_libraries": preload,
+        "home": str(home),
+        "runs": [],
+        "memory": {},
+    }
+    progress(
+        f"{key}: starting the Airflow stack in {home} on {cfg.airflow_url} "
+        f"(preload_task_libraries={preload}; api-server, scheduler, dag-processor; ~30-90 s)"
+    )
     t0 = time.perf_counter()
     try:
         info = stack.start(cfg, timeout=300)
         client = AirflowClient(info.airflow_url, info.username, info.password)
         out["stack_start_seconds"] = round(time.perf_counter() - t0, 1)
-        progress(f"{key}: stack up in {out['stack_start_seconds']} s; waiting for {DAG_ID} to be parsed")
+        progress(
+            f"{key}: stack up in {out['stack_start_seconds']} s; waiting for {DAG_ID} to be parsed"
+        )
         client.wait_for_dag(DAG_ID, timeout=240)
         client.set_paused(DAG_ID, False)
         out["stack_ready_seconds"] = round(time.perf_counter() - t0, 1)
@@ -491,19 +550,25 @@ def measure_airflow_way(key: str, root: Path, home_lib: Path, repeat: int, stamp
                 run_id = f"bench_{key.replace('-', '_')}_{stamp}_{i + 1}"
                 progress(f"{key}: run {i + 1}/{repeat}")
                 try:
-                    out["runs"].append(run_airflow(client, home, str(cfg.mlflow_tracking_uri), run_id, timeout))
+                    out["runs"].append(
+                        run_airflow(client, home, str(cfg.mlflow_tracking_uri), run_id, timeout)
+                    )
                 except RunFailed as exc:
                     progress(f"{key}: {exc}")
                     out.setdefault("failed_runs", []).append(exc.details)
                     continue
                 r = out["runs"][-1]
-                progress(f"{key}: {r['wall_seconds']:.1f} s wall, tasks "
-                         f"{ {k: v['duration'] for k, v in r['tasks'].items()} }")
+                progress(
+                    f"{key}: {r['wall_seconds']:.1f} s wall, tasks "
+                    f"{ {k: v['duration'] for k, v in r['tasks'].items()} }"
+                )
         out["memory"]["after"] = scheduler_memory(cfg.run_dir)
         out["memory"]["peak_during_runs"] = sampler.peak
         out["memory"]["samples"] = sampler.samples
-        progress(f"{key}: scheduler memory after the runs: {out['memory']['after']}; "
-                 f"peak during them: {sampler.peak}")
+        progress(
+            f"{key}: scheduler memory after the runs: {out['memory']['after']}; "
+            f"peak during them: {sampler.peak}"
+        )
     except Exception as exc:  # noqa: BLE001 - a broken way must not lose the other ways' numbers
         progress(f"{key}: failed: {type(exc).__name__}: {exc}")
         out["error"] = f"{type(exc).__name__}: {exc}"
@@ -532,7 +597,9 @@ def _memory(manifest: dict[str, Any]) -> dict[str, Any]:
         "peak_to_frame": round(peak / frame, 2) if peak and frame else None,
         "increase_to_frame": round(delta / frame, 2) if delta is not None and frame else None,
         # frame + what the fit added, relative to the frame (RSS above the process baseline)
-        "data_footprint_to_frame": round((delta + frame) / frame, 2) if delta is not None and frame else None,
+        "data_footprint_to_frame": round((delta + frame) / frame, 2)
+        if delta is not None and frame
+        else None,
     }
 
 
@@ -572,8 +639,9 @@ def _mem_cell(memory: dict[str, Any] | None, key: str) -> str | None:
     return f"{fmt(a, 0)} -> {fmt(b, 0)}"
 
 
-def report(lib_runs: list[dict[str, Any]], af_ways: dict[str, dict[str, Any]],
-           probe: dict[str, Any] | None) -> dict[str, Any]:
+def report(
+    lib_runs: list[dict[str, Any]], af_ways: dict[str, dict[str, Any]], probe: dict[str, Any] | None
+) -> dict[str, Any]:
     """Print the tables for the library and any number of Airflow ways; returns them for the JSON.
 
     ``af_ways``: way key -> ``{"label", "runs", "memory", ...}`` as :func:`measure_airflow_way` returns.
@@ -586,8 +654,11 @@ def report(lib_runs: list[dict[str, Any]], af_ways: dict[str, dict[str, Any]],
     ok = {k: w for k, w in af_ways.items() if w.get("runs")}
     best = {k: min(w["runs"], key=lambda r: r["wall_seconds"]) for k, w in ok.items()}
     # The library's own bookkeeping: its fastest run's wall minus that run's compute stages.
-    rows_out = [summarize("library", lib_runs,
-                          sum(lib_best["stage_seconds"][s] or 0.0 for s in COMPUTE_STAGES))]
+    rows_out = [
+        summarize(
+            "library", lib_runs, sum(lib_best["stage_seconds"][s] or 0.0 for s in COMPUTE_STAGES)
+        )
+    ]
     for k, w in ok.items():
         s = summarize(w.get("label", k), w["runs"], compute)
         s["key"] = k
@@ -597,62 +668,133 @@ def report(lib_runs: list[dict[str, Any]], af_ways: dict[str, dict[str, Any]],
         rows_out.append(s)
     rows_out[0]["key"] = "library"
 
-    headers = ["way", "wall s", "compute s", "bookkeeping s", "bookkeeping %", "fit s (cpu s)",
-               "train peak RSS MiB", "fit +RSS MiB", "train frame MiB", "peak/frame", "+RSS/frame",
-               "(frame+fit)/frame", "<=20%?", "peak<=3x?", "+RSS<=3x?"]
-    rows = [[r["way"], r["wall_seconds"], r["compute_seconds"], r["bookkeeping_seconds"],
-             100 * r["bookkeeping_share"], f"{r['train_wall_seconds']:.1f} ({r['train_cpu_seconds']:.1f})",
-             r["peak_rss_mb"], r["fit_increase_mb"], r["train_frame_mb"],
-             r["peak_to_frame"], r["increase_to_frame"], r["data_footprint_to_frame"], r["overhead_goal_met"],
-             r["memory_goal_met_peak"], r["memory_goal_met_increase"]] for r in rows_out]
+    headers = [
+        "way",
+        "wall s",
+        "compute s",
+        "bookkeeping s",
+        "bookkeeping %",
+        "fit s (cpu s)",
+        "train peak RSS MiB",
+        "fit +RSS MiB",
+        "train frame MiB",
+        "peak/frame",
+        "+RSS/frame",
+        "(frame+fit)/frame",
+        "<=20%?",
+        "peak<=3x?",
+        "+RSS<=3x?",
+    ]
+    rows = [
+        [
+            r["way"],
+            r["wall_seconds"],
+            r["compute_seconds"],
+            r["bookkeeping_seconds"],
+            100 * r["bookkeeping_share"],
+            f"{r['train_wall_seconds']:.1f} ({r['train_cpu_seconds']:.1f})",
+            r["peak_rss_mb"],
+            r["fit_increase_mb"],
+            r["train_frame_mb"],
+            r["peak_to_frame"],
+            r["increase_to_frame"],
+            r["data_footprint_to_frame"],
+            r["overhead_goal_met"],
+            r["memory_goal_met_peak"],
+            r["memory_goal_met_increase"],
+        ]
+        for r in rows_out
+    ]
     n = max([len(lib_runs), *(len(w["runs"]) for w in ok.values())])
     print()
-    print_table(headers, rows, title=f"Stateless full-year retrain of '{PIPELINE}' "
-                f"({lib_best['train_rows']:,} training rows; fastest of {n} run(s) per way)")
+    print_table(
+        headers,
+        rows,
+        title=f"Stateless full-year retrain of '{PIPELINE}' "
+        f"({lib_best['train_rows']:,} training rows; fastest of {n} run(s) per way)",
+    )
     if n > 1:
-        print_table(["way", *[f"run {i + 1} wall s" for i in range(n)]],
-                    [["library", *[r["wall_seconds"] for r in lib_runs]],
-                     *[[w.get("label", k), *[r["wall_seconds"] for r in w["runs"]]] for k, w in ok.items()]],
-                    title="All runs")
+        print_table(
+            ["way", *[f"run {i + 1} wall s" for i in range(n)]],
+            [
+                ["library", *[r["wall_seconds"] for r in lib_runs]],
+                *[
+                    [w.get("label", k), *[r["wall_seconds"] for r in w["runs"]]]
+                    for k, w in ok.items()
+                ],
+            ],
+            title="All runs",
+        )
     for k, w in af_ways.items():
         if not w.get("runs") or w.get("failed_runs") or w.get("error"):
-            print(f"NOTE: {w.get('label', k)}: {len(w.get('runs') or [])} successful run(s), "
-                  f"{len(w.get('failed_runs') or [])} failed; {w.get('error') or ''}\n")
+            print(
+                f"NOTE: {w.get('label', k)}: {len(w.get('runs') or [])} successful run(s), "
+                f"{len(w.get('failed_runs') or [])} failed; {w.get('error') or ''}\n"
+            )
 
     # Scheduler memory: what preloading the task libraries costs the long-lived processes.
-    mem_headers = ["way", "stack ready s", "scheduler RSS MiB", "tree processes", "tree RSS MiB",
-                   "tree PSS MiB", "tree USS MiB", "peak tree PSS MiB (during runs)"]
-    mem_rows = [[w.get("label", k), w.get("stack_ready_seconds"),
-                 _mem_cell(w.get("memory"), "scheduler_rss_mb"), _mem_cell(w.get("memory"), "processes"),
-                 _mem_cell(w.get("memory"), "tree_rss_mb"), _mem_cell(w.get("memory"), "tree_pss_mb"),
-                 _mem_cell(w.get("memory"), "tree_uss_mb"),
-                 ((w.get("memory") or {}).get("peak_during_runs") or {}).get("tree_pss_mb")]
-                for k, w in af_ways.items() if w.get("memory")]
+    mem_headers = [
+        "way",
+        "stack ready s",
+        "scheduler RSS MiB",
+        "tree processes",
+        "tree RSS MiB",
+        "tree PSS MiB",
+        "tree USS MiB",
+        "peak tree PSS MiB (during runs)",
+    ]
+    mem_rows = [
+        [
+            w.get("label", k),
+            w.get("stack_ready_seconds"),
+            _mem_cell(w.get("memory"), "scheduler_rss_mb"),
+            _mem_cell(w.get("memory"), "processes"),
+            _mem_cell(w.get("memory"), "tree_rss_mb"),
+            _mem_cell(w.get("memory"), "tree_pss_mb"),
+            _mem_cell(w.get("memory"), "tree_uss_mb"),
+            ((w.get("memory") or {}).get("peak_during_runs") or {}).get("tree_pss_mb"),
+        ]
+        for k, w in af_ways.items()
+        if w.get("memory")
+    ]
     if mem_rows:
-        print_table(mem_headers, mem_rows, digits=0,
-                    title="Scheduler memory, stack ready -> after the runs (tree = scheduler + its "
-                          "children: executor workers, running task)")
+        print_table(
+            mem_headers,
+            mem_rows,
+            digits=0,
+            title="Scheduler memory, stack ready -> after the runs (tree = scheduler + its "
+            "children: executor workers, running task)",
+        )
 
     stage_rows = []
     af_stage: dict[str, dict[str, Any]] = {}
     for s in STAGES:
         imp = (probe or {}).get("stages", {}).get(s)
-        entry: dict[str, Any] = {"library_seconds": lib_stage[s], "cold_import_seconds": imp, "ways": {}}
+        entry: dict[str, Any] = {
+            "library_seconds": lib_stage[s],
+            "cold_import_seconds": imp,
+            "ways": {},
+        }
         row: list[Any] = [s, lib_stage[s]]
         for k, r in best.items():
             t = r["tasks"][s]
             dur = t["duration"]
             startup = None if dur is None or lib_stage[s] is None else round(dur - lib_stage[s], 2)
-            entry["ways"][k] = {"task_seconds": dur, "startup_overhead": startup,
-                                "gap_before_start": t["gap_before_start"],
-                                "queued_to_start": t["queued_to_start"]}
+            entry["ways"][k] = {
+                "task_seconds": dur,
+                "startup_overhead": startup,
+                "gap_before_start": t["gap_before_start"],
+                "queued_to_start": t["queued_to_start"],
+            }
             row += [dur, startup, t["gap_before_start"]]
         af_stage[s] = entry
         stage_rows.append([*row, imp])
     totals: list[Any] = ["total", sum(v or 0 for v in lib_stage.values())]
     for k in best:
-        totals += [sum(af_stage[s]["ways"][k][f] or 0 for s in STAGES)
-                   for f in ("task_seconds", "startup_overhead", "gap_before_start")]
+        totals += [
+            sum(af_stage[s]["ways"][k][f] or 0 for s in STAGES)
+            for f in ("task_seconds", "startup_overhead", "gap_before_start")
+        ]
     totals.append(sum((af_stage[s]["cold_import_seconds"] or 0) for s in STAGES) if probe else None)
     stage_rows.append(totals)
     stage_headers = ["stage", "library s"]
@@ -660,8 +802,13 @@ def report(lib_runs: list[dict[str, Any]], af_ways: dict[str, dict[str, Any]],
         short = SHORT.get(k, k)
         stage_headers += [f"{short} task s", f"{short} start-up overhead s", f"{short} gap s"]
     stage_headers.append("cold imports s")
-    print_table(stage_headers, stage_rows, digits=2, title="Per stage (task s = task instance duration; "
-                "start-up overhead = task - library; gap = previous task's end -> this task's start)")
+    print_table(
+        stage_headers,
+        stage_rows,
+        digits=2,
+        title="Per stage (task s = task instance duration; "
+        "start-up overhead = task - library; gap = previous task's end -> this task's start)",
+    )
 
     timeline_rows: list[list[Any]] = []
     if best:
@@ -676,25 +823,50 @@ def report(lib_runs: list[dict[str, Any]], af_ways: dict[str, dict[str, Any]],
             ("train task duration - fit wall (same process)", "train_task_minus_fit"),
         ]
         timeline_rows = [[name, *[r.get(f) for r in best.values()]] for name, f in items]
-        timeline_rows.append(["max queued -> task start", *[max(t["queued_to_start"] or 0 for t in r["tasks"].values())
-                                                            for r in best.values()]])
-        print_table(["airflow run", *[ok[k].get("label", k) for k in best]], timeline_rows, digits=2,
-                    title="Airflow run timeline, seconds (fastest run per way)")
-    loads = [max(r["load_average_before"][0], r["load_average_after"][0])
-             for r in lib_runs + [r for w in ok.values() for r in w["runs"]]]
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        timeline_rows.append(
+            [
+                "max queued -> task start",
+                *[
+                    max(t["queued_to_start"] or 0 for t in r["tasks"].values())
+                    for r in best.values()
+                ],
+            ]
+        )
+        print_table(
+            ["airflow run", *[ok[k].get("label", k) for k in best]],
+            timeline_rows,
+            digits=2,
+            title="Airflow run timeline, seconds (fastest run per way)",
+        )
+    loads = [
+        max(r["load_average_before"][0], r["load_average_after"][0])
+        for r in lib_runs + [r for w in ok.values() for r in w["runs"]]
+    ]
+    nproc = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
     if loads and max(loads) > nproc:
-        print(f"WARNING: 1-minute load average reached {max(loads):.1f} on {nproc} CPUs during the runs: "
-              "other work was competing for the CPUs; timings are inflated and noisy.\n")
-    markdown = {"summary": format_markdown_table(headers, rows),
-                "stages": format_markdown_table(stage_headers, stage_rows, digits=2)}
+        print(
+            f"WARNING: 1-minute load average reached {max(loads):.1f} on {nproc} CPUs during the runs: "
+            "other work was competing for the CPUs; timings are inflated and noisy.\n"
+        )
+    markdown = {
+        "summary": format_markdown_table(headers, rows),
+        "stages": format_markdown_table(stage_headers, stage_rows, digits=2),
+    }
     if mem_rows:
         markdown["scheduler_memory"] = format_markdown_table(mem_headers, mem_rows, digits=0)
     if timeline_rows:
-        markdown["timeline"] = format_markdown_table(["airflow run", *[ok[k].get("label", k) for k in best]],
-                                                     timeline_rows, digits=2)
-    return {"summary": rows_out, "stages": af_stage, "compute_stages": list(COMPUTE_STAGES),
-            "load_average_max": max(loads) if loads else None, "markdown": markdown}
+        markdown["timeline"] = format_markdown_table(
+            ["airflow run", *[ok[k].get("label", k) for k in best]], timeline_rows, digits=2
+        )
+    return {
+        "summary": rows_out,
+        "stages": af_stage,
+        "compute_stages": list(COMPUTE_STAGES),
+        "load_average_max": max(loads) if loads else None,
+        "markdown": markdown,
+    }
 
 
 def load_saved(saved: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -717,24 +889,53 @@ def _parse_ways(text: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=1, help="runs per way (tables show the fastest; the JSON keeps all)")
-    ap.add_argument("--ways", type=_parse_ways, default=list(WAYS), metavar="W[,W...]",
-                    help=f"comma-separated subset of {', '.join(WAYS)} (default all; the library "
-                         "always runs: its stage seconds are the compute baseline)")
-    ap.add_argument("--skip-airflow", action="store_true", help="only the library run (= --ways library)")
-    ap.add_argument("--skip-import-probe", action="store_true",
-                    help="do not measure cold import times in fresh interpreters")
-    ap.add_argument("--home", type=Path, default=None,
-                    help="working directory (default: a temporary one, deleted afterwards); "
-                         "holds the config copy and one RETRAINFLOW_HOME per way")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per way (tables show the fastest; the JSON keeps all)",
+    )
+    ap.add_argument(
+        "--ways",
+        type=_parse_ways,
+        default=list(WAYS),
+        metavar="W[,W...]",
+        help=f"comma-separated subset of {', '.join(WAYS)} (default all; the library "
+        "always runs: its stage seconds are the compute baseline)",
+    )
+    ap.add_argument(
+        "--skip-airflow", action="store_true", help="only the library run (= --ways library)"
+    )
+    ap.add_argument(
+        "--skip-import-probe",
+        action="store_true",
+        help="do not measure cold import times in fresh interpreters",
+    )
+    ap.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="working directory (default: a temporary one, deleted afterwards); "
+        "holds the config copy and one RETRAINFLOW_HOME per way",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temporary working directory")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds to wait for each DAG run")
-    ap.add_argument("--output", type=Path, default=None,
-                    help="JSON path (default benchmarks/results/pipeline_overhead.json)")
-    ap.add_argument("--report-only", type=Path, default=None, metavar="JSON",
-                    help="print the tables of a saved result file again (runs nothing)")
+    ap.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="JSON path (default benchmarks/results/pipeline_overhead.json)",
+    )
+    ap.add_argument(
+        "--report-only",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="print the tables of a saved result file again (runs nothing)",
+    )
     args = ap.parse_args(argv)
     if args.report_only:
         saved = json.loads(args.report_only.read_text())
@@ -744,7 +945,11 @@ def main(argv: list[str] | None = None) -> int:
     af_keys = [] if args.skip_airflow else [w for w in AIRFLOW_WAYS if w in args.ways]
 
     temp = args.home is None
-    root = Path(tempfile.mkdtemp(prefix="retrainflow-bench-")) if temp else args.home.expanduser().resolve()
+    root = (
+        Path(tempfile.mkdtemp(prefix="retrainflow-bench-"))
+        if temp
+        else args.home.expanduser().resolve()
+    )
     root.mkdir(parents=True, exist_ok=True)
     home_lib = root / "home-library"
     cfg_dir, window_days, holdout_days = write_config(root)
@@ -757,23 +962,36 @@ def main(argv: list[str] | None = None) -> int:
     started = utc_now()
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
     load_start = _load()
-    progress(f"working directory {root} (config {cfg_dir / (PIPELINE + '.yaml')}, "
-             f"window_days={window_days}, holdout_days={holdout_days}); ways: library, "
-             f"{', '.join(af_keys) or '(no airflow)'}; load average {load_start}")
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    progress(
+        f"working directory {root} (config {cfg_dir / (PIPELINE + '.yaml')}, "
+        f"window_days={window_days}, holdout_days={holdout_days}); ways: library, "
+        f"{', '.join(af_keys) or '(no airflow)'}; load average {load_start}"
+    )
+    nproc = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
     if load_start[0] > nproc:
-        progress(f"WARNING: the 1-minute load average is {load_start[0]} on {nproc} CPUs: timings will be noisy")
+        progress(
+            f"WARNING: the 1-minute load average is {load_start[0]} on {nproc} CPUs: timings will be noisy"
+        )
     payload: dict[str, Any] = {
         "benchmark": "pipeline_overhead",
         "schema": SCHEMA,
         "started": started,
         "git": git_revision(),
         "machine": machine_info(),
-        "setup": {"pipeline": PIPELINE, "window_end": WINDOW_END.isoformat(), "window_days": window_days,
-                  "holdout_days": holdout_days, "repeat": args.repeat, "root": str(root),
-                  "ways": ["library", *af_keys], "load_average_start": load_start,
-                  "homes": {"library": str(home_lib), **{k: str(root / f"home-{k}") for k in af_keys}},
-                  "goals": {"bookkeeping_share_max": OVERHEAD_GOAL, "peak_to_frame_max": MEMORY_GOAL}},
+        "setup": {
+            "pipeline": PIPELINE,
+            "window_end": WINDOW_END.isoformat(),
+            "window_days": window_days,
+            "holdout_days": holdout_days,
+            "repeat": args.repeat,
+            "root": str(root),
+            "ways": ["library", *af_keys],
+            "load_average_start": load_start,
+            "homes": {"library": str(home_lib), **{k: str(root / f"home-{k}") for k in af_keys}},
+            "goals": {"bookkeeping_share_max": OVERHEAD_GOAL, "peak_to_frame_max": MEMORY_GOAL},
+        },
     }
     try:
         from retrainflow.config import find_config
@@ -787,8 +1005,10 @@ def main(argv: list[str] | None = None) -> int:
             seeded = seed(cfg, date(2013, 12, 31))
         payload["setup"]["seed_seconds"] = round(time.perf_counter() - t0, 1)
         payload["setup"]["seeded_days"] = seeded.days_written
-        progress(f"seeded {seeded.days_written} new days ({seeded.rows_written:,} rows) "
-                 f"in {payload['setup']['seed_seconds']} s")
+        progress(
+            f"seeded {seeded.days_written} new days ({seeded.rows_written:,} rows) "
+            f"in {payload['setup']['seed_seconds']} s"
+        )
 
         probe = None
         if not args.skip_import_probe:
@@ -804,19 +1024,25 @@ def main(argv: list[str] | None = None) -> int:
             progress(f"library: run {i + 1}/{args.repeat} ({run_id})")
             lib_runs.append(run_library(cfg, home_lib, run_id))
             r = lib_runs[-1]
-            progress(f"library: {r['wall_seconds']:.1f} s wall, {r['train_rows']:,} rows, "
-                     f"stages {r['stage_seconds']}")
+            progress(
+                f"library: {r['wall_seconds']:.1f} s wall, {r['train_rows']:,} rows, "
+                f"stages {r['stage_seconds']}"
+            )
         payload["library_runs"] = lib_runs
 
         # One stack at a time: each is started, measured and stopped before the next.
         af_ways: dict[str, dict[str, Any]] = {}
         payload["airflow_ways"] = af_ways
         for key in af_keys:
-            af_ways[key] = measure_airflow_way(key, root, home_lib, args.repeat, stamp, args.timeout)
+            af_ways[key] = measure_airflow_way(
+                key, root, home_lib, args.repeat, stamp, args.timeout
+            )
             for a in af_ways[key]["runs"]:
                 if a["train_rows"] != lib_runs[0]["train_rows"] or a["mode"] != "stateless":
-                    raise SystemExit(f"{key} trained on {a['train_rows']} rows ({a['mode']}), the "
-                                     f"library on {lib_runs[0]['train_rows']}: not the same work")
+                    raise SystemExit(
+                        f"{key} trained on {a['train_rows']} rows ({a['mode']}), the "
+                        f"library on {lib_runs[0]['train_rows']}: not the same work"
+                    )
 
         payload["results"] = report(lib_runs, af_ways, probe)
         payload["finished"] = utc_now()

@@ -16,8 +16,16 @@ class RetrainflowPlugin(AirflowPlugin):
     fastapi_apps = [{"app": create_app(), "url_prefix": "/retrainflow", "name": "retrainflow"}]  # noqa: RUF012
     external_views = [  # noqa: RUF012
         {"name": "MLflow", "href": mlflow_ui_url(), "destination": "nav", "category": "browse"},
-        {"name": "Model timeline", "href": "/retrainflow/timeline/{DAG_ID}", "destination": "dag",
-         "url_route": "retrainflow_timeline"},
-        {"name": "Retrain report", "href": "/retrainflow/run/{DAG_ID}/{RUN_ID}", "destination": "dag_run",
-         "url_route": "retrainflow_run"},
+        {
+            "name": "Model timeline",
+            "href": "/retrainflow/timeline/{DAG_ID}",
+            "destination": "dag",
+            "url_route": "retrainflow_timeline",
+        },
+        {
+            "name": "Retrain report",
+            "href": "/retrainflow/run/{DAG_ID}/{RUN_ID}",
+            "destination": "dag_run",
+            "url_route": "retrainflow_run",
+        },
     ]

@@ -87,12 +87,17 @@ def config_with(changes: dict[str, Any] | None = None, **top: Any) -> PipelineCo
 
 
 def context(run_id: str, window_end: str, mode: str = "auto", **kwargs: Any) -> RunContext:
-    return RunContext(pipeline="synthetic", run_id=run_id, window_end=window_end,
-                      requested_mode=mode, **kwargs)
+    return RunContext(
+        pipeline="synthetic", run_id=run_id, window_end=window_end, requested_mode=mode, **kwargs
+    )
 
 
-def rewrite_days(lake: Path, days: list[date], change: Callable[[pd.DataFrame], pd.DataFrame],
-                 time_column: str = "ts") -> None:
+def rewrite_days(
+    lake: Path,
+    days: list[date],
+    change: Callable[[pd.DataFrame], pd.DataFrame],
+    time_column: str = "ts",
+) -> None:
     """Rewrite the partitions ``days`` of a Parquet lake with ``change(frame)``."""
     from retrainflow.data.sources import ParquetLakeSource
 
@@ -154,7 +159,9 @@ def synthetic_cfg(home: settings.Paths) -> PipelineConfig:
 
 
 @pytest.fixture
-def seeded(home: settings.Paths, synthetic_cfg: PipelineConfig, template_home: Path) -> PipelineConfig:
+def seeded(
+    home: settings.Paths, synthetic_cfg: PipelineConfig, template_home: Path
+) -> PipelineConfig:
     """The home's lake holds the synthetic data set up to SEED_UNTIL (a copy of what
     ``retrainflow.data.seed.seed(cfg, until=SEED_UNTIL)`` wrote into the template)."""
     shutil.copytree(settings.Paths(template_home).lake, home.lake, dirs_exist_ok=True)
@@ -174,14 +181,29 @@ def trained_base(tmp_path_factory: pytest.TempPathFactory, template_home: Path) 
     with pytest.MonkeyPatch.context() as mp:
         point_env(mp, root)
         cfg = find_config("synthetic")
-        stateless = run_all(cfg, context("base-stateless", BASE_END, "stateless",
-                                         trigger_reason="schedule",
-                                         dag_run_id="scheduled__2023-02-15T00:00:00+00:00"))
+        stateless = run_all(
+            cfg,
+            context(
+                "base-stateless",
+                BASE_END,
+                "stateless",
+                trigger_reason="schedule",
+                dag_run_id="scheduled__2023-02-15T00:00:00+00:00",
+            ),
+        )
         probe = make_source(cfg).read_window(date(2023, 2, 22), date(2023, 2, 24))
         before = Registry().load_model("synthetic", stateless.promote.version).predict(probe)
-        warm = run_all(cfg, context("base-warm", WARM_END, "auto", trigger_reason="drift",
-                                    dag_run_id="manual__2023-02-22T00:00:00+00:00",
-                                    trigger_details={"psi": 0.3}))
+        warm = run_all(
+            cfg,
+            context(
+                "base-warm",
+                WARM_END,
+                "auto",
+                trigger_reason="drift",
+                dag_run_id="manual__2023-02-22T00:00:00+00:00",
+                trigger_details={"psi": 0.3},
+            ),
+        )
     return Trained(root, cfg, stateless, warm, probe, before)
 
 
@@ -221,6 +243,13 @@ def fork_factory(
 @pytest.fixture(scope="session")
 def helpers() -> SimpleNamespace:
     """Module-level helpers of this conftest, for test modules."""
-    return SimpleNamespace(config_with=config_with, context=context, rewrite_days=rewrite_days,
-                           synthetic_dict=synthetic_dict, point_env=point_env,
-                           copy_home=copy_home, BASE_END=BASE_END, WARM_END=WARM_END)
+    return SimpleNamespace(
+        config_with=config_with,
+        context=context,
+        rewrite_days=rewrite_days,
+        synthetic_dict=synthetic_dict,
+        point_env=point_env,
+        copy_home=copy_home,
+        BASE_END=BASE_END,
+        WARM_END=WARM_END,
+    )

@@ -40,57 +40,126 @@ REPLAY = 0.25
 
 #: The JSON layout this test pins (SCHEMA_VERSION 3); a change must bump the version.
 STEP_KEYS_V3 = (
-    "strategy", "step", "batch_start", "batch_end", "rows", "metric", "metrics", "retrained",
-    "promoted", "mode", "reason", "warm_method", "rows_read", "new_rows", "replay_rows",
-    "train_cpu_seconds", "train_wall_seconds", "peak_rss_mb", "train_mem_mb", "monitor_cpu_seconds",
-    "cumulative_cpu_seconds", "model_size_kb", "num_trees", "data_start", "data_end",
-    "gate_passed", "drift_share", "triggered",
+    "strategy",
+    "step",
+    "batch_start",
+    "batch_end",
+    "rows",
+    "metric",
+    "metrics",
+    "retrained",
+    "promoted",
+    "mode",
+    "reason",
+    "warm_method",
+    "rows_read",
+    "new_rows",
+    "replay_rows",
+    "train_cpu_seconds",
+    "train_wall_seconds",
+    "peak_rss_mb",
+    "train_mem_mb",
+    "monitor_cpu_seconds",
+    "cumulative_cpu_seconds",
+    "model_size_kb",
+    "num_trees",
+    "data_start",
+    "data_end",
+    "gate_passed",
+    "drift_share",
+    "triggered",
 )
 TOP_KEYS_V3 = {
-    "schema_version", "pipeline", "task", "primary_metric", "lower_is_better", "start", "end",
-    "first_batch", "batch_days", "warmup_days", "data_rows", "last_n", "strategies", "steps",
-    "created_at", "seconds", "summary", "comparisons",
+    "schema_version",
+    "pipeline",
+    "task",
+    "primary_metric",
+    "lower_is_better",
+    "start",
+    "end",
+    "first_batch",
+    "batch_days",
+    "warmup_days",
+    "data_rows",
+    "last_n",
+    "strategies",
+    "steps",
+    "created_at",
+    "seconds",
+    "summary",
+    "comparisons",
 }
 
-SMALL_PARAMS = {"n_estimators": 20, "learning_rate": 0.2, "num_leaves": 7,
-                "min_child_samples": 20, "num_threads": 1, "deterministic": True,
-                "verbosity": -1}
+SMALL_PARAMS = {
+    "n_estimators": 20,
+    "learning_rate": 0.2,
+    "num_leaves": 7,
+    "min_child_samples": 20,
+    "num_threads": 1,
+    "deterministic": True,
+    "verbosity": -1,
+}
 
 STRATEGIES = [
     Strategy("static", "static", window_days=30),
     Strategy("stateless_window", "stateless", window_days=30, retrain_every=1),
     Strategy("warm_append", "warm_start", window_days=30, retrain_every=1),
-    Strategy("warm_replay", "warm_start", window_days=30, retrain_every=2,
-             replay_fraction=REPLAY, replay_days=20),
+    Strategy(
+        "warm_replay",
+        "warm_start",
+        window_days=30,
+        retrain_every=2,
+        replay_fraction=REPLAY,
+        replay_days=20,
+    ),
     Strategy("warm_refit", "warm_start", window_days=30, warm_method="refit", decay_rate=0.5),
-    Strategy("warm_reservoir", "warm_start", window_days=30, replay_fraction=0.5,
-             replay_source="reservoir", reservoir_rows=3000),
+    Strategy(
+        "warm_reservoir",
+        "warm_start",
+        window_days=30,
+        replay_fraction=0.5,
+        replay_source="reservoir",
+        reservoir_rows=3000,
+    ),
     Strategy("hybrid", "hybrid", window_days=30, full_refit_every=2),
     Strategy("policy", "policy", window_days=30, gate=True),
     # the same policy with a cooldown longer than the run: one retrain at most
-    Strategy("policy_once", "policy", window_days=30, gate=True,
-             policy={"cooldown_hours": 24 * 365, "max_retrains_per_week": 1}),
+    Strategy(
+        "policy_once",
+        "policy",
+        window_days=30,
+        gate=True,
+        policy={"cooldown_hours": 24 * 365, "max_retrains_per_week": 1},
+    ),
     Strategy("stateless_full", "stateless", window_days=None, retrain_every=2),
     Strategy("oracle", "oracle", window_days=30),
 ]
 
 
 def small_config(helpers: Any) -> Any:
-    return helpers.config_with({"training.params": SMALL_PARAMS,
-                                "training.warm_start.num_boost_round": 10})
+    return helpers.config_with(
+        {"training.params": SMALL_PARAMS, "training.warm_start.num_boost_round": 10}
+    )
 
 
 @pytest.fixture(scope="module")
-def bt(template_home: Path, helpers: Any, tmp_path_factory: pytest.TempPathFactory
-       ) -> BacktestResult:
+def bt(
+    template_home: Path, helpers: Any, tmp_path_factory: pytest.TempPathFactory
+) -> BacktestResult:
     """The shared backtest, on a private copy of the seeded lake (what ``seeded`` gives)."""
     root = tmp_path_factory.mktemp("backtest_home")
     shutil.copytree(settings.Paths(template_home).lake, settings.Paths(root).lake)
     with pytest.MonkeyPatch.context() as mp:
         helpers.point_env(mp, root)
-        return run_backtest(small_config(helpers), start=START, end=END, batch_days=BATCH_DAYS,
-                            warmup_days=WARMUP_DAYS, strategies=STRATEGIES,
-                            drift_sample_rows=2000)
+        return run_backtest(
+            small_config(helpers),
+            start=START,
+            end=END,
+            batch_days=BATCH_DAYS,
+            warmup_days=WARMUP_DAYS,
+            strategies=STRATEGIES,
+            drift_sample_rows=2000,
+        )
 
 
 def _mean(values: list[float | None]) -> float:
@@ -108,8 +177,11 @@ def test_every_strategy_scores_every_batch_before_training_on_it(bt: BacktestRes
         for s in steps:
             # test-then-train: the model that scored the batch never saw a row of it
             assert s.data_end is not None and s.data_end <= s.batch_start
-            assert s.rows == ROWS_PER_DAY * (date.fromisoformat(s.batch_end)
-                                             - date.fromisoformat(s.batch_start)).days
+            assert (
+                s.rows
+                == ROWS_PER_DAY
+                * (date.fromisoformat(s.batch_end) - date.fromisoformat(s.batch_start)).days
+            )
             assert s.metric is not None and 0.0 <= s.metric <= 1.0
     static = bt.steps_of("static")
     assert sum(s.retrained for s in static) == 1
@@ -137,8 +209,15 @@ def test_warm_start_reads_only_new_rows_plus_replay(bt: BacktestResult) -> None:
     assert [s.retrained for s in bt.steps_of("warm_replay")][:4] == [True, False, True, False]
     # hybrid: a full refit after two consecutive warm starts
     modes = [s.mode for s in bt.steps_of("hybrid")]
-    assert modes[:7] == ["stateless", "warm_start", "warm_start", "stateless",
-                         "warm_start", "warm_start", "stateless"]
+    assert modes[:7] == [
+        "stateless",
+        "warm_start",
+        "warm_start",
+        "stateless",
+        "warm_start",
+        "warm_start",
+        "stateless",
+    ]
 
 
 def test_warm_methods_change_model_size_as_designed(bt: BacktestResult) -> None:
@@ -150,8 +229,9 @@ def test_warm_methods_change_model_size_as_designed(bt: BacktestResult) -> None:
 
 def test_static_degrades_after_drift_while_retraining_recovers(bt: BacktestResult) -> None:
     def window(name: str, lo: date, hi: date) -> float:
-        return _mean([s.metric for s in bt.steps_of(name)
-                      if lo <= date.fromisoformat(s.batch_start) < hi])
+        return _mean(
+            [s.metric for s in bt.steps_of(name) if lo <= date.fromisoformat(s.batch_start) < hi]
+        )
 
     before = (START, DRIFT_DAY)
     settled = (DRIFT_DAY + timedelta(days=30), END)
@@ -176,11 +256,15 @@ def test_policy_triggers_on_the_drift_not_before(bt: BacktestResult) -> None:
     assert all(s.drift_share is not None for s in steps[1:])
     # the overridden policy sees the same checks but its cooldown holds it to one retrain
     once = bt.steps_of("policy_once")
-    assert [s.drift_share for s in once[1:fired[0].step + 1]] == \
-        [s.drift_share for s in steps[1:fired[0].step + 1]]
+    assert [s.drift_share for s in once[1 : fired[0].step + 1]] == [
+        s.drift_share for s in steps[1 : fired[0].step + 1]
+    ]
     assert sum(s.triggered is True for s in once) == 1 < len(fired)
-    assert any("cooldown" in s.reason for s in once if s.triggered is False
-               and s.batch_start > fired[0].batch_start)
+    assert any(
+        "cooldown" in s.reason
+        for s in once
+        if s.triggered is False and s.batch_start > fired[0].batch_start
+    )
 
 
 def test_costs_positive_and_cumulative_compute_monotone(bt: BacktestResult) -> None:
@@ -214,23 +298,30 @@ def test_comparisons_are_ratios_against_the_references(bt: BacktestResult) -> No
     refs = cmp["references"]
     assert refs["stateless_full"] == "stateless_full" and refs["static"] == "static"
     assert refs["oracle"] == "oracle"
-    assert refs["best_stateless"] == max(("stateless_full", "stateless_window", "oracle"),
-                                         key=lambda n: rows[n]["mean_metric"])
+    assert refs["best_stateless"] == max(
+        ("stateless_full", "stateless_window", "oracle"), key=lambda n: rows[n]["mean_metric"]
+    )
     warm = {g["strategy"]: g for g in cmp["warm_start"]}
-    assert set(warm) == {n for n, s in zip(bt.strategy_names, bt.strategies, strict=True)
-                         if s["kind"] in ("warm_start", "hybrid")}
+    assert set(warm) == {
+        n
+        for n, s in zip(bt.strategy_names, bt.strategies, strict=True)
+        if s["kind"] in ("warm_start", "hybrid")
+    }
     g = warm["warm_refit"]
-    assert g["cpu_x_less"] == pytest.approx(rows["stateless_full"]["train_cpu_s"]
-                                            / rows["warm_refit"]["train_cpu_s"], abs=0.06)
+    assert g["cpu_x_less"] == pytest.approx(
+        rows["stateless_full"]["train_cpu_s"] / rows["warm_refit"]["train_cpu_s"], abs=0.06
+    )
     assert g["points_behind_best"] == pytest.approx(
         100 * (rows[refs["best_stateless"]]["mean_metric"] - rows["warm_refit"]["mean_metric"]),
-        abs=0.011)
-    p, = (g for g in cmp["policy"] if g["strategy"] == "policy")
+        abs=0.011,
+    )
+    (p,) = (g for g in cmp["policy"] if g["strategy"] == "policy")
     assert {g["strategy"] for g in cmp["policy"]} == {"policy", "policy_once"}
     assert p["retrains"] == rows["policy"]["retrains"] - 1
     assert p["oracle_retrains"] == rows["oracle"]["retrains"] - 1
     assert p["gain_points"] == pytest.approx(
-        100 * (rows["policy"]["mean_metric"] - rows["static"]["mean_metric"]), abs=0.011)
+        100 * (rows["policy"]["mean_metric"] - rows["static"]["mean_metric"]), abs=0.011
+    )
     # no thresholds in the product: the goals are judged in benchmarks/
     assert not any(k.endswith("_met") for row in cmp["warm_start"] + cmp["policy"] for k in row)
     # without the references there is nothing to compare against
@@ -238,8 +329,9 @@ def test_comparisons_are_ratios_against_the_references(bt: BacktestResult) -> No
     assert only.comparisons()["warm_start"] == [] and only.comparisons()["policy"] == []
 
 
-def test_benchmark_judges_the_comparisons_against_the_goals(bt: BacktestResult,
-                                                            tmp_path: Path) -> None:
+def test_benchmark_judges_the_comparisons_against_the_goals(
+    bt: BacktestResult, tmp_path: Path
+) -> None:
     import importlib.util
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "backtest_goals.py"
@@ -290,15 +382,25 @@ def test_strategy_specs_and_defaults(helpers: Any) -> None:
         Strategy("w", "warm_start", decay_rate=1.5)
     names = [s.name for s in default_strategies(cfg)]
     assert len(names) == len(set(names))
-    assert {"static", "stateless_full", "stateless_window", "warm_append", "warm_replay",
-            "warm_refit", "hybrid", "policy", "oracle"} <= set(names)
+    assert {
+        "static",
+        "stateless_full",
+        "stateless_window",
+        "warm_append",
+        "warm_replay",
+        "warm_refit",
+        "hybrid",
+        "policy",
+        "oracle",
+    } <= set(names)
     weekly = {s.name: s.retrain_every for s in default_strategies(cfg, batch_days=1)}
     assert weekly["stateless_window"] == 7 and weekly["oracle"] == 1
     assert [s.name for s in select_strategies(cfg, ["oracle", "static"])] == ["oracle", "static"]
     with pytest.raises(UserError, match="known: static"):
         select_strategies(cfg, ["nope"])
-    rf = helpers.config_with({"training.estimator": "random_forest", "training.params": {},
-                              "training.mode": "stateless"})
+    rf = helpers.config_with(
+        {"training.estimator": "random_forest", "training.params": {}, "training.mode": "stateless"}
+    )
     assert not any(s.warm for s in default_strategies(rf))
 
 
@@ -306,16 +408,30 @@ def test_cli_backtest(seeded: Any, tmp_path: Path, capsys: pytest.CaptureFixture
     from retrainflow.cli.main import main
 
     out = tmp_path / "bt"
-    code = main(["backtest", "synthetic", "--start", "2023-02-01", "--end", "2023-04-01",
-                 "--batch-days", "14", "--warmup-days", "20",
-                 "--strategies", "static,warm_refit,stateless_window", "--out", str(out)])
+    code = main(
+        [
+            "backtest",
+            "synthetic",
+            "--start",
+            "2023-02-01",
+            "--end",
+            "2023-04-01",
+            "--batch-days",
+            "14",
+            "--warmup-days",
+            "20",
+            "--strategies",
+            "static,warm_refit,stateless_window",
+            "--out",
+            str(out),
+        ]
+    )
     text = capsys.readouterr().out
     assert code == 0
     for word in ("static", "warm_refit", "stateless_window", "mean_metric", "backtest.json"):
         assert word in text
     data = json.loads((out / "backtest.json").read_text())
-    assert [r["strategy"] for r in data["summary"]] == ["static", "warm_refit",
-                                                        "stateless_window"]
+    assert [r["strategy"] for r in data["summary"]] == ["static", "warm_refit", "stateless_window"]
     assert (out / "metric_over_time.png").is_file() and (out / "cumulative_compute.png").is_file()
 
     assert main(["backtest", "synthetic", "--strategies", "nope"]) == 1
@@ -324,56 +440,96 @@ def test_cli_backtest(seeded: Any, tmp_path: Path, capsys: pytest.CaptureFixture
     assert "--threads must be >= 0" in capsys.readouterr().err
 
 
-def test_strategy_file_adds_policies_and_names_bad_specs(seeded: Any, tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_strategy_file_adds_policies_and_names_bad_specs(
+    seeded: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from retrainflow.backtest import load_strategies
     from retrainflow.cli.main import main
 
     good = tmp_path / "policies.yaml"
-    good.write_text("strategies:\n"
-                    "  - {name: cautious, kind: policy, gate: true,\n"
-                    "     policy: {cooldown_hours: 336, drift_m: 3, drift_n: 3}}\n")
+    good.write_text(
+        "strategies:\n"
+        "  - {name: cautious, kind: policy, gate: true,\n"
+        "     policy: {cooldown_hours: 336, drift_m: 3, drift_n: 3}}\n"
+    )
     (s,) = load_strategies(good)
     assert s.kind == "policy" and s.policy == {"cooldown_hours": 336, "drift_m": 3, "drift_n": 3}
-    code = main(["backtest", "synthetic", "--start", "2023-02-01", "--end", "2023-03-20",
-                 "--batch-days", "7", "--warmup-days", "20", "--strategies", "static",
-                 "--strategy-file", str(good), "--json"])
+    code = main(
+        [
+            "backtest",
+            "synthetic",
+            "--start",
+            "2023-02-01",
+            "--end",
+            "2023-03-20",
+            "--batch-days",
+            "7",
+            "--warmup-days",
+            "20",
+            "--strategies",
+            "static",
+            "--strategy-file",
+            str(good),
+            "--json",
+        ]
+    )
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and [r["strategy"] for r in data["summary"]] == ["static", "cautious"]
 
-    for text, message in (("[1, 2]", "expected a list of strategy mappings"),
-                          ("- {name: x, kind: policy, colour: red}", "strategy #1: .*unknown key"),
-                          ("- {name: x, kind: static, policy: {cooldown_hours: 1}}",
-                           "policy overrides need kind 'policy'")):
+    for text, message in (
+        ("[1, 2]", "expected a list of strategy mappings"),
+        ("- {name: x, kind: policy, colour: red}", "strategy #1: .*unknown key"),
+        (
+            "- {name: x, kind: static, policy: {cooldown_hours: 1}}",
+            "policy overrides need kind 'policy'",
+        ),
+    ):
         bad = tmp_path / "bad.yaml"
         bad.write_text(text)
         with pytest.raises(UserError, match=message):
             load_strategies(bad)
     typo = tmp_path / "typo.yaml"
     typo.write_text("- {name: typo, kind: policy, policy: {cooldown_hour: 1}}")
-    assert main(["backtest", "synthetic", "--strategies", "static", "--strategy-file",
-                 str(typo)]) == 1
+    assert (
+        main(["backtest", "synthetic", "--strategies", "static", "--strategy-file", str(typo)]) == 1
+    )
     assert "strategy 'typo': policy override cooldown_hour" in capsys.readouterr().err
 
 
-def test_parallel_replay_gives_the_sequential_results(bt: BacktestResult, template_home: Path,
-                                                      helpers: Any, tmp_path: Path) -> None:
+def test_parallel_replay_gives_the_sequential_results(
+    bt: BacktestResult, template_home: Path, helpers: Any, tmp_path: Path
+) -> None:
     """``jobs=2`` forks workers, one strategy each: every step but the timings is identical."""
     shutil.copytree(settings.Paths(template_home).lake, settings.Paths(tmp_path).lake)
     names = ["static", "warm_refit", "policy", "oracle"]
-    timing = {"train_cpu_seconds", "train_wall_seconds", "peak_rss_mb", "train_mem_mb",
-              "monitor_cpu_seconds", "cumulative_cpu_seconds"}
+    timing = {
+        "train_cpu_seconds",
+        "train_wall_seconds",
+        "peak_rss_mb",
+        "train_mem_mb",
+        "monitor_cpu_seconds",
+        "cumulative_cpu_seconds",
+    }
     lines: list[str] = []
     with pytest.MonkeyPatch.context() as mp:
         helpers.point_env(mp, tmp_path)
-        par = run_backtest(small_config(helpers), start=START, end=END, batch_days=BATCH_DAYS,
-                           warmup_days=WARMUP_DAYS, drift_sample_rows=2000, jobs=2,
-                           strategies=[s for s in STRATEGIES if s.name in names],
-                           progress=lines.append)
+        par = run_backtest(
+            small_config(helpers),
+            start=START,
+            end=END,
+            batch_days=BATCH_DAYS,
+            warmup_days=WARMUP_DAYS,
+            drift_sample_rows=2000,
+            jobs=2,
+            strategies=[s for s in STRATEGIES if s.name in names],
+            progress=lines.append,
+        )
     assert par.strategy_names == names  # the given order, whatever order they finished in
     assert len(lines) == len(names) and all("batches done" in line for line in lines)
     for name in names:
-        ours = [{k: v for k, v in r.to_dict().items() if k not in timing} for r in par.steps_of(name)]
+        ours = [
+            {k: v for k, v in r.to_dict().items() if k not in timing} for r in par.steps_of(name)
+        ]
         seq = [{k: v for k, v in r.to_dict().items() if k not in timing} for r in bt.steps_of(name)]
         assert ours == seq, name
         assert all(r.train_cpu_seconds > 0 for r in par.steps_of(name) if r.retrained)

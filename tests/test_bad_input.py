@@ -48,20 +48,41 @@ def _every_tenth(frame: pd.DataFrame, column: str, value: object) -> pd.DataFram
 
 # name -> (change applied to each new day, error type, words the message and report must name)
 DATA_CASES: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], type[DataError], list[str]]] = {
-    "missing column": (lambda f: f.drop(columns=["x3"]), ValidationFailedError,
-                       ["missing column(s) ['x3']"]),
-    "extra column": (lambda f: f.assign(debug_flag=1), ValidationFailedError,
-                     ["unexpected column(s) ['debug_flag']"]),
-    "wrong dtype": (lambda f: f.assign(x1=f["x1"].map("{:.4f}".format)), ValidationFailedError,
-                    ["column 'x1' has dtype object, expected float"]),
-    "nulls in a required column": (lambda f: _every_tenth(f, "x2", np.nan), ValidationFailedError,
-                                   ["column 'x2'", "nulls in a column that must not be null"]),
-    "values out of range": (lambda f: _every_tenth(f, "x4", 99.0), ValidationFailedError,
-                            ["column 'x4'", "outside [0, 60]", "99"]),
-    "unknown category": (lambda f: _every_tenth(f, "segment", "zzz"), ValidationFailedError,
-                         ["column 'segment'", "not in the allowed set", "zzz"]),
-    "target not 0/1": (lambda f: _every_tenth(f, "label", 2), ValidationFailedError,
-                       ["target 'label'", "not 0/1"]),
+    "missing column": (
+        lambda f: f.drop(columns=["x3"]),
+        ValidationFailedError,
+        ["missing column(s) ['x3']"],
+    ),
+    "extra column": (
+        lambda f: f.assign(debug_flag=1),
+        ValidationFailedError,
+        ["unexpected column(s) ['debug_flag']"],
+    ),
+    "wrong dtype": (
+        lambda f: f.assign(x1=f["x1"].map("{:.4f}".format)),
+        ValidationFailedError,
+        ["column 'x1' has dtype object, expected float"],
+    ),
+    "nulls in a required column": (
+        lambda f: _every_tenth(f, "x2", np.nan),
+        ValidationFailedError,
+        ["column 'x2'", "nulls in a column that must not be null"],
+    ),
+    "values out of range": (
+        lambda f: _every_tenth(f, "x4", 99.0),
+        ValidationFailedError,
+        ["column 'x4'", "outside [0, 60]", "99"],
+    ),
+    "unknown category": (
+        lambda f: _every_tenth(f, "segment", "zzz"),
+        ValidationFailedError,
+        ["column 'segment'", "not in the allowed set", "zzz"],
+    ),
+    "target not 0/1": (
+        lambda f: _every_tenth(f, "label", 2),
+        ValidationFailedError,
+        ["target 'label'", "not 0/1"],
+    ),
 }
 
 
@@ -71,8 +92,9 @@ def _state() -> tuple[str | None, int]:
     return (champion.version if champion else None), len(registry.versions("synthetic"))
 
 
-def _assert_stopped_harmlessly(exc: DataError, words: list[str], run_dir: Path,
-                               before: tuple[str | None, int]) -> dict:
+def _assert_stopped_harmlessly(
+    exc: DataError, words: list[str], run_dir: Path, before: tuple[str | None, int]
+) -> dict:
     for word in words:
         assert word in str(exc), (word, str(exc))
     assert exc.report_uri and Path(exc.report_uri).is_file()
@@ -102,8 +124,9 @@ def test_bad_data_stops_the_run(trained_fork, helpers, case) -> None:
     assert failures and all(f["message"] for f in failures)
 
 
-@pytest.mark.parametrize(("days", "which"), [(HOLDOUT_DAYS, "holdout"),
-                                             (TRAIN_NEW_DAYS, "training")])
+@pytest.mark.parametrize(
+    ("days", "which"), [(HOLDOUT_DAYS, "holdout"), (TRAIN_NEW_DAYS, "training")]
+)
 def test_empty_window(trained_fork, helpers, days, which) -> None:
     before = _state()
     for day in days:
@@ -112,8 +135,12 @@ def test_empty_window(trained_fork, helpers, days, which) -> None:
     with pytest.raises(EmptyWindowError) as info:
         run_all(trained_fork.config, helpers.context(run_id, WINDOW_END))
     window = f"[{days[0]}, {days[-1] + timedelta(days=1)})"
-    report = _assert_stopped_harmlessly(info.value, [f"The {which} window {window}", "no rows"],
-                                        trained_fork.run_dir(run_id), before)
+    report = _assert_stopped_harmlessly(
+        info.value,
+        [f"The {which} window {window}", "no rows"],
+        trained_fork.run_dir(run_id),
+        before,
+    )
     assert report["error"]["code"] == "empty_window"
     assert report["window_end"] == WINDOW_END
 
@@ -124,16 +151,19 @@ def test_unreadable_parquet_file(trained_fork, helpers) -> None:
     bad.write_bytes(b"this is not parquet at all \x00\x01\x02" * 10)
     with pytest.raises(CorruptDataError) as info:
         run_all(trained_fork.config, helpers.context("corrupt", WINDOW_END))
-    report = _assert_stopped_harmlessly(info.value, [str(bad), "cannot be read"],
-                                        trained_fork.run_dir("corrupt"), before)
+    report = _assert_stopped_harmlessly(
+        info.value, [str(bad), "cannot be read"], trained_fork.run_dir("corrupt"), before
+    )
     assert report["error"]["code"] == "corrupt_data"
     assert report["error"]["file"] == str(bad)
 
 
-@pytest.mark.parametrize(("target", "stage"), [(training, "fit_estimator"),
-                                               (metrics, "compute_metrics")])
-def test_crash_in_training_or_evaluation_registers_nothing(trained_fork, helpers, monkeypatch,
-                                                           target, stage) -> None:
+@pytest.mark.parametrize(
+    ("target", "stage"), [(training, "fit_estimator"), (metrics, "compute_metrics")]
+)
+def test_crash_in_training_or_evaluation_registers_nothing(
+    trained_fork, helpers, monkeypatch, target, stage
+) -> None:
     before = _state()
 
     def boom(*args: object, **kwargs: object) -> None:
@@ -189,8 +219,9 @@ CONFIG_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("path", "value", "field", "words"), CONFIG_CASES,
-                         ids=[c[0] for c in CONFIG_CASES])
+@pytest.mark.parametrize(
+    ("path", "value", "field", "words"), CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES]
+)
 def test_invalid_config_names_file_and_field(tmp_path, helpers, path, value, field, words) -> None:
     data = helpers.synthetic_dict()
     _edit(data, path, value)

@@ -18,9 +18,18 @@ AIRFLOW = {name: svc for name, svc in SERVICES.items() if name.startswith("airfl
 
 
 def test_every_component_of_the_topology_is_there() -> None:
-    commands = {name: " ".join(svc["command"]) if isinstance(svc["command"], list) else svc["command"]
-                for name, svc in AIRFLOW.items()}
-    for needed in ("db migrate", "api-server", "scheduler", "dag-processor", "triggerer", "celery worker"):
+    commands = {
+        name: " ".join(svc["command"]) if isinstance(svc["command"], list) else svc["command"]
+        for name, svc in AIRFLOW.items()
+    }
+    for needed in (
+        "db migrate",
+        "api-server",
+        "scheduler",
+        "dag-processor",
+        "triggerer",
+        "celery worker",
+    ):
         assert any(needed in c for c in commands.values()), needed
     assert {"postgres", "redis", "minio", "mlflow"} <= set(SERVICES)
 
@@ -30,7 +39,9 @@ def test_dependencies_point_at_services_with_matching_conditions() -> None:
         for dep, cond in (svc.get("depends_on") or {}).items():
             assert dep in SERVICES, f"{name} depends on unknown service {dep}"
             if cond["condition"] == "service_healthy":
-                assert "healthcheck" in SERVICES[dep], f"{name} waits for {dep}'s health, which has no check"
+                assert "healthcheck" in SERVICES[dep], (
+                    f"{name} waits for {dep}'s health, which has no check"
+                )
 
 
 @pytest.mark.parametrize("name", sorted(AIRFLOW))
@@ -47,7 +58,13 @@ def test_airflow_components_share_executor_database_and_secrets(name: str) -> No
 
 def test_no_secret_is_hard_coded() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
-    for key in ("JWT_SECRET", "SECRET_KEY", "FERNET_KEY", "AWS_SECRET_ACCESS_KEY", "MINIO_ROOT_PASSWORD"):
+    for key in (
+        "JWT_SECRET",
+        "SECRET_KEY",
+        "FERNET_KEY",
+        "AWS_SECRET_ACCESS_KEY",
+        "MINIO_ROOT_PASSWORD",
+    ):
         for value in re.findall(rf"^\s*[A-Z_]*{key}:\s*(\S+)", text, flags=re.MULTILINE):
             assert value.startswith("${"), f"{key} is hard-coded: {value}"
 

@@ -190,16 +190,20 @@ BAD_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         "drift_test_for_numbers_on_a_categorical_column",
         _set("monitoring", "drift", "columns", value={"segment": {"method": "wasserstein"}}),
         "monitoring.drift.columns.segment.method",
-        (r"'wasserstein' does not support categorical columns such as 'segment'; "
-         r"use one of \['chisquare', 'hellinger', 'jensenshannon', 'kl_div', 'psi', 'TVD', 'z'\]"),
+        (
+            r"'wasserstein' does not support categorical columns such as 'segment'; "
+            r"use one of \['chisquare', 'hellinger', 'jensenshannon', 'kl_div', 'psi', 'TVD', 'z'\]"
+        ),
     ),
     (
         "global_numeric_drift_test_with_categorical_features",
         _set("monitoring", "drift", "method", value="ks"),
         "monitoring.drift.method",
-        (r"'ks' does not support categorical columns, and \['segment', 'channel'\] have no method "
-         r"of their own; set monitoring.drift.columns.<column>.method to one of \['chisquare', .*\], "
-         r"or use a method for both types: \['hellinger', 'jensenshannon', 'kl_div', 'psi'\]"),
+        (
+            r"'ks' does not support categorical columns, and \['segment', 'channel'\] have no method "
+            r"of their own; set monitoring.drift.columns.<column>.method to one of \['chisquare', .*\], "
+            r"or use a method for both types: \['hellinger', 'jensenshannon', 'kl_div', 'psi'\]"
+        ),
     ),
     (
         "global_categorical_drift_test_with_numeric_features",
@@ -305,14 +309,25 @@ def test_regression_task_with_regression_metrics(tmp_path: Path, base: dict[str,
     "drift",
     [
         {"method": "psi"},  # supports both types
-        {"method": "ks", "columns": {"segment": {"method": "chisquare"},
-                                     "channel": {"method": "jensenshannon", "threshold": 0.2}}},
-        {"method": "chisquare",
-         "columns": {c: {"method": "wasserstein"} for c in ("x1", "x2", "x3", "x4")}},
+        {
+            "method": "ks",
+            "columns": {
+                "segment": {"method": "chisquare"},
+                "channel": {"method": "jensenshannon", "threshold": 0.2},
+            },
+        },
+        {
+            "method": "chisquare",
+            "columns": {c: {"method": "wasserstein"} for c in ("x1", "x2", "x3", "x4")},
+        },
         {"columns": {"x1": {"method": "ks"}, "segment": {"method": "z"}}},
     ],
-    ids=["both_types", "numeric_global_categorical_own", "categorical_global_numeric_own",
-         "own_only"],
+    ids=[
+        "both_types",
+        "numeric_global_categorical_own",
+        "categorical_global_numeric_own",
+        "own_only",
+    ],
 )
 def test_drift_methods_that_fit_every_column_are_valid(
     base: dict[str, Any], drift: dict[str, Any]
@@ -388,8 +403,11 @@ def test_unset_env_var_is_an_error_naming_field_and_variable(
     data = copy.deepcopy(base)
     data["source"] = {"kind": "parquet", "path": "${RF_TEST_LAKE}/${RF_TEST_UNSET_VAR}"}
     path = _write(tmp_path, data)
-    with pytest.raises(ConfigError, match=r"uses \$\{RF_TEST_UNSET_VAR\}, but the environment "
-                       r"variable RF_TEST_UNSET_VAR is not set") as info:
+    with pytest.raises(
+        ConfigError,
+        match=r"uses \$\{RF_TEST_UNSET_VAR\}, but the environment "
+        r"variable RF_TEST_UNSET_VAR is not set",
+    ) as info:
         load_config(path)
     assert info.value.field == "source.path"
     assert info.value.message.startswith(f"The field 'source.path' in {path}: ")
@@ -450,21 +468,37 @@ def _with(base: dict[str, Any], **changes: Any) -> PipelineConfig:
         # auto mode: max_warm_starts bounds the chain; 2 x 20 = 40 appended trees <= 50
         ({}, None),
         ({"training__mode": "warm_start"}, r"with training.mode 'warm_start' has no bound"),
-        ({"monitoring__policy__mode": "warm_start"},
-         r"with monitoring.policy.mode 'warm_start' has no bound"),
+        (
+            {"monitoring__policy__mode": "warm_start"},
+            r"with monitoring.policy.mode 'warm_start' has no bound",
+        ),
         ({"monitoring__policy__mode": "warm_start", "monitoring__enabled": False}, None),
         # auto, but 6 x 20 = 120 appended trees outnumber the 50 of a from-scratch fit
-        ({"training__warm_start__max_warm_starts": 6},
-         r"appends up to 6 x 20 = 120 trees before a full refit, more than the 50 .*"
-         r"keep max_warm_starts x num_boost_round at most 50"),
+        (
+            {"training__warm_start__max_warm_starts": 6},
+            r"appends up to 6 x 20 = 120 trees before a full refit, more than the 50 .*"
+            r"keep max_warm_starts x num_boost_round at most 50",
+        ),
         ({"training__mode": "stateless"}, None),  # never warm-starts
         ({"training__mode": "warm_start", "training__warm_start__method": "refit"}, None),
         ({"training__mode": "warm_start", "training__warm_start__method": "bounded"}, None),
-        ({"training__mode": "warm_start", "training__estimator": "sgd",
-          "training__params": {}}, None),  # partial_fit piles nothing up
+        # SGD: partial_fit of a fixed-size model piles nothing up
+        (
+            {"training__mode": "warm_start", "training__estimator": "sgd", "training__params": {}},
+            None,
+        ),
     ],
-    ids=["auto_bounded", "warm_start", "policy_warm_start", "policy_off", "auto_too_many",
-         "stateless", "refit", "bounded", "sgd"],
+    ids=[
+        "auto_bounded",
+        "warm_start",
+        "policy_warm_start",
+        "policy_off",
+        "auto_too_many",
+        "stateless",
+        "refit",
+        "bounded",
+        "sgd",
+    ],
 )
 def test_append_without_a_bound_is_warned_about(
     base: dict[str, Any], changes: dict[str, Any], expected: str | None

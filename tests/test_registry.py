@@ -25,8 +25,17 @@ NAME = "m"
 
 def _add(registry: Registry, tmp_path: Path, n: int, **tags: str) -> str:
     """Register version ``n`` (a passed gate, data up to 2023-03-n) with a dummy source."""
-    info = registry.register(NAME, str(tmp_path / f"model-{n}"), None, {
-        "gate_passed": "true", "data_end": f"2023-03-{n:02d}", "retrain_run_id": f"run-{n}", **tags})
+    info = registry.register(
+        NAME,
+        str(tmp_path / f"model-{n}"),
+        None,
+        {
+            "gate_passed": "true",
+            "data_end": f"2023-03-{n:02d}",
+            "retrain_run_id": f"run-{n}",
+            **tags,
+        },
+    )
     return info.version
 
 
@@ -66,8 +75,12 @@ def test_every_champion_period_survives_any_number_of_rollbacks(six: Registry) -
     assert registry.rollback(NAME, to="6") == ("5", "6")
     periods = registry.champion_periods(NAME)
     assert [p.version for p in periods] == ["1", "2", "3", "4", "5", "6", "5", "3", "5", "6"]
-    assert [p.reason for p in periods[6:]] == ["rollback from 6", "rollback from 5", "rollback from 3",
-                                               "rollback from 5"]
+    assert [p.reason for p in periods[6:]] == [
+        "rollback from 6",
+        "rollback from 5",
+        "rollback from 3",
+        "rollback from 5",
+    ]
     _check_sequence(periods)
     assert periods[-1].version == registry.champion(NAME).version == "6"
     # data time: what each champion was trained on
@@ -82,7 +95,9 @@ def test_every_champion_period_survives_any_number_of_rollbacks(six: Registry) -
             assert p["until"] is None or p["since"] <= p["until"]
 
 
-def test_order_holds_when_changes_share_a_second(six: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_order_holds_when_changes_share_a_second(
+    six: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Order comes from the sequence, not the timestamps (second resolution)."""
     monkeypatch.setattr(registry_module, "now_iso", lambda: "2030-01-01T00:00:00+00:00")
     six.rollback(NAME)
@@ -95,7 +110,8 @@ def test_order_holds_when_changes_share_a_second(six: Registry, monkeypatch: pyt
 
 
 def test_a_clock_behind_the_last_change_cannot_invert_a_period(
-        six: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    six: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A CLI on a machine whose clock is behind the scheduler's: until is never before since."""
     behind = (datetime.now(UTC) - timedelta(minutes=2)).isoformat(timespec="seconds")
     monkeypatch.setattr(registry_module, "now_iso", lambda: behind)
@@ -120,7 +136,9 @@ def _legacy(registry: Registry, version: str, **tags: str) -> None:
     registry.set_tags(NAME, version, tags)
 
 
-def test_a_registry_with_the_old_single_tags_is_read_and_migrated(registry: Registry, tmp_path: Path) -> None:
+def test_a_registry_with_the_old_single_tags_is_read_and_migrated(
+    registry: Registry, tmp_path: Path
+) -> None:
     """The state the issue found: 1, 2 champions, then ``rollback`` (to 1) and ``rollback --to 2``.
 
     The old tags kept one since/until per version and were overwritten: version 2
@@ -128,10 +146,22 @@ def test_a_registry_with_the_old_single_tags_is_read_and_migrated(registry: Regi
     """
     for n in (1, 2, 3):
         _add(registry, tmp_path, n)
-    _legacy(registry, "1", champion_since="2026-11-20T03:30:00+00:00", champion_reason="gate passed",
-            champion_until="2026-11-20T03:35:15+00:00", rolled_back_from="2")
-    _legacy(registry, "2", champion_since="2026-11-20T03:35:15+00:00", champion_reason="rollback from 1",
-            champion_until="2026-11-20T03:33:13+00:00", previous_champion="1")
+    _legacy(
+        registry,
+        "1",
+        champion_since="2026-11-20T03:30:00+00:00",
+        champion_reason="gate passed",
+        champion_until="2026-11-20T03:35:15+00:00",
+        rolled_back_from="2",
+    )
+    _legacy(
+        registry,
+        "2",
+        champion_since="2026-11-20T03:35:15+00:00",
+        champion_reason="rollback from 1",
+        champion_until="2026-11-20T03:33:13+00:00",
+        previous_champion="1",
+    )
     registry.client.set_registered_model_alias(NAME, CHAMPION, "2")
 
     periods = registry.champion_periods(NAME)
@@ -166,7 +196,9 @@ def test_rollback_to_the_champion_itself_is_refused(six: Registry) -> None:
     assert "rolled_back_from" not in six.get_version(NAME, "6").tags
 
 
-def test_rollback_refuses_a_version_that_never_served_nor_passed(registry: Registry, tmp_path: Path) -> None:
+def test_rollback_refuses_a_version_that_never_served_nor_passed(
+    registry: Registry, tmp_path: Path
+) -> None:
     registry.set_champion(NAME, _add(registry, tmp_path, 1), reason="first")
     _add(registry, tmp_path, 2, gate_passed="false")
     with pytest.raises(RegistryError, match="never passed its gate nor served"):
@@ -178,7 +210,8 @@ def test_rollback_refuses_a_version_that_never_served_nor_passed(registry: Regis
 
 
 def test_find_by_run_asks_the_registry_with_a_tag_filter(
-        registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for n in (1, 2, 3):
         _add(registry, tmp_path, n)
     _add(registry, tmp_path, 4, retrain_run_id="it's manual__2023-02-15T00:00:00+00:00")
@@ -196,7 +229,9 @@ def test_find_by_run_asks_the_registry_with_a_tag_filter(
     assert registry.find_by_run(NAME, "it's manual__2023-02-15T00:00:00+00:00").version == "4"
     assert registry.find_by_run(NAME, "run-9") is None
     assert registry.find_by_run("no_such_model", "run-1") is None
-    assert [v.version for v in registry.find(NAME, {"gate_passed": "true", "data_end": "2023-03-03"})] == ["3"]
+    assert [
+        v.version for v in registry.find(NAME, {"gate_passed": "true", "data_end": "2023-03-03"})
+    ] == ["3"]
 
 
 def test_found_versions_carry_their_aliases(six: Registry) -> None:
@@ -206,7 +241,9 @@ def test_found_versions_carry_their_aliases(six: Registry) -> None:
 # -- "missing" versus "could not ask" (finding 8) ----------------------------------------------------------
 
 
-def test_missing_model_version_or_alias_still_reads_as_missing(registry: Registry, tmp_path: Path) -> None:
+def test_missing_model_version_or_alias_still_reads_as_missing(
+    registry: Registry, tmp_path: Path
+) -> None:
     assert registry.exists(NAME) is False
     assert registry.champion(NAME) is None
     assert registry.versions(NAME) == []
@@ -232,25 +269,43 @@ def unreachable(monkeypatch: pytest.MonkeyPatch) -> Registry:
     return Registry(f"http://127.0.0.1:{_closed_port()}")
 
 
-@pytest.mark.parametrize("call", [
-    lambda r: r.champion(NAME),
-    lambda r: r.by_alias(NAME, "challenger"),
-    lambda r: r.exists(NAME),
-    lambda r: r.get_version(NAME, "1"),
-    lambda r: r.versions(NAME),
-    lambda r: r.find_by_run(NAME, "run-1"),
-    lambda r: r.champion_periods(NAME),
-    lambda r: r.rollback(NAME),
-], ids=["champion", "by_alias", "exists", "get_version", "versions", "find_by_run", "periods", "rollback"])
-def test_an_unreachable_registry_raises_instead_of_answering_no_champion(unreachable: Registry, call: Any) -> None:
-    with pytest.raises(RegistryUnavailableError, match="could not .* Check that the tracking server") as info:
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda r: r.champion(NAME),
+        lambda r: r.by_alias(NAME, "challenger"),
+        lambda r: r.exists(NAME),
+        lambda r: r.get_version(NAME, "1"),
+        lambda r: r.versions(NAME),
+        lambda r: r.find_by_run(NAME, "run-1"),
+        lambda r: r.champion_periods(NAME),
+        lambda r: r.rollback(NAME),
+    ],
+    ids=[
+        "champion",
+        "by_alias",
+        "exists",
+        "get_version",
+        "versions",
+        "find_by_run",
+        "periods",
+        "rollback",
+    ],
+)
+def test_an_unreachable_registry_raises_instead_of_answering_no_champion(
+    unreachable: Registry, call: Any
+) -> None:
+    with pytest.raises(
+        RegistryUnavailableError, match="could not .* Check that the tracking server"
+    ) as info:
         call(unreachable)
     assert info.value.mlflow_code == "INTERNAL_ERROR"
     assert not isinstance(info.value, (UserError, RegistryError))  # retryable, not "fix your input"
 
 
-def test_registry_errors_branch_on_the_mlflow_code(registry: Registry, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_registry_errors_branch_on_the_mlflow_code(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE
 
@@ -260,15 +315,20 @@ def test_registry_errors_branch_on_the_mlflow_code(registry: Registry, tmp_path:
     def fail(code: int) -> Any:
         def raise_(*args: Any, **kwargs: Any) -> Any:
             raise MlflowException("the store said no", error_code=code)
+
         return raise_
 
-    monkeypatch.setattr(registry.client, "get_model_version_by_alias", fail(TEMPORARILY_UNAVAILABLE))
+    monkeypatch.setattr(
+        registry.client, "get_model_version_by_alias", fail(TEMPORARILY_UNAVAILABLE)
+    )
     with pytest.raises(RegistryUnavailableError) as info:
         registry.champion(NAME)
     assert info.value.mlflow_code == "TEMPORARILY_UNAVAILABLE"
     assert info.value.to_dict()["code"] == "registry_unavailable"
     # INVALID_PARAMETER_VALUE is what a missing alias gets: "missing" only if the alias is absent
-    monkeypatch.setattr(registry.client, "get_model_version_by_alias", fail(INVALID_PARAMETER_VALUE))
+    monkeypatch.setattr(
+        registry.client, "get_model_version_by_alias", fail(INVALID_PARAMETER_VALUE)
+    )
     assert registry.champion(NAME) is None
     with pytest.raises(RegistryUnavailableError, match="INVALID_PARAMETER_VALUE"):
         registry.by_alias(NAME, "challenger")
@@ -287,7 +347,9 @@ def clean_mlflow_uri(monkeypatch: pytest.MonkeyPatch) -> Any:
     mlflow.set_tracking_uri(None)
 
 
-def test_tracking_block_leaves_an_unset_uri_unset(registry: Registry, clean_mlflow_uri: Any) -> None:
+def test_tracking_block_leaves_an_unset_uri_unset(
+    registry: Registry, clean_mlflow_uri: Any
+) -> None:
     mlflow = clean_mlflow_uri
     with registry.tracking():
         assert mlflow.get_tracking_uri() == registry.tracking_uri
@@ -296,18 +358,23 @@ def test_tracking_block_leaves_an_unset_uri_unset(registry: Registry, clean_mlfl
 
 
 def test_tracking_block_restores_a_uri_from_the_environment(
-        registry: Registry, clean_mlflow_uri: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry: Registry, clean_mlflow_uri: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     mlflow = clean_mlflow_uri
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////tmp/from-env.db")
     with registry.tracking():
         assert mlflow.get_tracking_uri() == registry.tracking_uri
     assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:////tmp/from-env.db"
     assert mlflow.get_tracking_uri() == "sqlite:////tmp/from-env.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////tmp/changed.db")  # still follows the variable
+    monkeypatch.setenv(
+        "MLFLOW_TRACKING_URI", "sqlite:////tmp/changed.db"
+    )  # still follows the variable
     assert mlflow.get_tracking_uri() == "sqlite:////tmp/changed.db"
 
 
-def test_tracking_block_restores_a_uri_set_by_the_caller(registry: Registry, clean_mlflow_uri: Any) -> None:
+def test_tracking_block_restores_a_uri_set_by_the_caller(
+    registry: Registry, clean_mlflow_uri: Any
+) -> None:
     mlflow = clean_mlflow_uri
     mlflow.set_tracking_uri("sqlite:////tmp/caller.db")
     os.environ.pop("MLFLOW_TRACKING_URI")  # set by the call, dropped by someone else

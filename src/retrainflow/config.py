@@ -28,8 +28,16 @@ from retrainflow.core.metrics import (
 from retrainflow.core.modes import WARM_STARTABLE, Mode
 from retrainflow.exceptions import ConfigError, PipelineNotFoundError
 
-__all__ = ["CLASSIFICATION_METRICS", "LOWER_IS_BETTER", "REGRESSION_METRICS", "WARM_STARTABLE",
-           "Mode", "PipelineConfig", "load_config", "parse_config"]
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "LOWER_IS_BETTER",
+    "REGRESSION_METRICS",
+    "WARM_STARTABLE",
+    "Mode",
+    "PipelineConfig",
+    "load_config",
+    "parse_config",
+]
 
 TaskType = Literal["binary_classification", "regression"]
 
@@ -159,12 +167,15 @@ class WarmStartConfig(_Strict):
     #: How the champion is continued (see :func:`retrainflow.core.training.continue_estimator`):
     #: ``append`` adds trees fitted on the new rows (SGD: ``partial_fit``); ``refit`` keeps the
     #: trees and re-fits their leaf values on the new rows (LightGBM ``Booster.refit``);
-    #: ``refit_append`` does both; ``bounded`` appends, drops the oldest trees beyond
-    #: ``max_trees`` and re-fits the leaves. The last three need LightGBM.
+    #: ``refit_append`` does both; ``bounded`` appends, keeps ``max_trees`` trees (the oldest,
+    #: from the from-scratch fit, and the newest) and re-fits the leaves. The last three need
+    #: LightGBM. LightGBM ``append`` falls ever further behind a from-scratch fit as warm
+    #: starts chain: bound it (``mode: auto``, see :func:`config_warnings`) or use another.
     method: Literal["append", "refit", "refit_append", "bounded"] = "append"
     #: ``refit`` family: weight of the old leaf value (``new = d * old + (1 - d) * fitted``).
     decay_rate: float = Field(default=0.8, ge=0, le=1)
-    #: ``bounded``: trees kept after a warm start (default: ``params.n_estimators``).
+    #: ``bounded``: trees kept after a warm start (default: ``params.n_estimators``): the
+    #: oldest (up to ``n_estimators``, at most ``max_trees - num_boost_round``) and the newest.
     max_trees: int | None = Field(default=None, ge=1)
 
 
@@ -242,13 +253,41 @@ def _estimator_param_names(estimator: str) -> frozenset[str]:
     # scikit-learn's own parameter names, without importing sklearn at config time.
     common = {"random_state"}
     names = {
-        "sgd": {"alpha", "l1_ratio", "penalty", "max_iter", "tol", "eta0", "learning_rate",
-                "average", "class_weight", "epsilon", "power_t"},
-        "random_forest": {"n_estimators", "max_depth", "min_samples_leaf", "min_samples_split",
-                          "max_features", "class_weight", "n_jobs", "max_samples", "bootstrap"},
-        "hist_gradient_boosting": {"max_iter", "learning_rate", "max_leaf_nodes", "max_depth",
-                                   "min_samples_leaf", "l2_regularization", "max_bins",
-                                   "early_stopping", "class_weight"},
+        "sgd": {
+            "alpha",
+            "l1_ratio",
+            "penalty",
+            "max_iter",
+            "tol",
+            "eta0",
+            "learning_rate",
+            "average",
+            "class_weight",
+            "epsilon",
+            "power_t",
+        },
+        "random_forest": {
+            "n_estimators",
+            "max_depth",
+            "min_samples_leaf",
+            "min_samples_split",
+            "max_features",
+            "class_weight",
+            "n_jobs",
+            "max_samples",
+            "bootstrap",
+        },
+        "hist_gradient_boosting": {
+            "max_iter",
+            "learning_rate",
+            "max_leaf_nodes",
+            "max_depth",
+            "min_samples_leaf",
+            "l2_regularization",
+            "max_bins",
+            "early_stopping",
+            "class_weight",
+        },
     }[estimator]
     return frozenset(names | common)
 
@@ -272,8 +311,21 @@ class EvaluationConfig(_Strict):
 
 
 STAT_TESTS = (
-    "ks", "psi", "wasserstein", "jensenshannon", "kl_div", "chisquare", "z", "anderson",
-    "cramer_von_mises", "hellinger", "energy", "mannw", "t_test", "TVD", "empirical_mmd",
+    "ks",
+    "psi",
+    "wasserstein",
+    "jensenshannon",
+    "kl_div",
+    "chisquare",
+    "z",
+    "anderson",
+    "cramer_von_mises",
+    "hellinger",
+    "energy",
+    "mannw",
+    "t_test",
+    "TVD",
+    "empirical_mmd",
 )
 _NUMERIC = frozenset({"numeric"})
 _CATEGORICAL = frozenset({"categorical"})
@@ -283,10 +335,21 @@ _BOTH = _NUMERIC | _CATEGORICAL
 #: registered there as ``ed``). Written out so that loading a config does not import
 #: Evidently; ``tests/test_config.py`` checks the table against the installed Evidently.
 STAT_TEST_COLUMN_TYPES: dict[str, frozenset[str]] = {
-    "ks": _NUMERIC, "wasserstein": _NUMERIC, "anderson": _NUMERIC, "cramer_von_mises": _NUMERIC,
-    "energy": _NUMERIC, "mannw": _NUMERIC, "t_test": _NUMERIC, "empirical_mmd": _NUMERIC,
-    "chisquare": _CATEGORICAL, "z": _CATEGORICAL, "TVD": _CATEGORICAL,
-    "psi": _BOTH, "jensenshannon": _BOTH, "kl_div": _BOTH, "hellinger": _BOTH,
+    "ks": _NUMERIC,
+    "wasserstein": _NUMERIC,
+    "anderson": _NUMERIC,
+    "cramer_von_mises": _NUMERIC,
+    "energy": _NUMERIC,
+    "mannw": _NUMERIC,
+    "t_test": _NUMERIC,
+    "empirical_mmd": _NUMERIC,
+    "chisquare": _CATEGORICAL,
+    "z": _CATEGORICAL,
+    "TVD": _CATEGORICAL,
+    "psi": _BOTH,
+    "jensenshannon": _BOTH,
+    "kl_div": _BOTH,
+    "hellinger": _BOTH,
 }
 
 
@@ -406,7 +469,9 @@ class PipelineConfig(_Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> PipelineConfig:
-        allowed = CLASSIFICATION_METRICS if self.task == "binary_classification" else REGRESSION_METRICS
+        allowed = (
+            CLASSIFICATION_METRICS if self.task == "binary_classification" else REGRESSION_METRICS
+        )
         ev = self.evaluation
         if ev.primary_metric not in allowed:
             raise _FieldError(
@@ -423,7 +488,9 @@ class PipelineConfig(_Strict):
         roles = {self.target: "target", self.time_column: "time_column"}
         for col in self.features.raw_columns:
             if col in roles:
-                raise _FieldError("features", f"'{col}' is the {roles[col]}; it cannot be a feature")
+                raise _FieldError(
+                    "features", f"'{col}' is the {roles[col]}; it cannot be a feature"
+                )
         for i, col in enumerate(ev.slices):
             if col not in self.features.categorical:
                 raise _FieldError(
@@ -433,12 +500,16 @@ class PipelineConfig(_Strict):
         drift = self.monitoring.drift
         for i, col in enumerate(drift.key_features):
             if col not in known:
-                raise _FieldError(f"monitoring.drift.key_features[{i}]", f"'{col}' is not a feature")
+                raise _FieldError(
+                    f"monitoring.drift.key_features[{i}]", f"'{col}' is not a feature"
+                )
         for col in drift.columns:
             if col not in known:
                 raise _FieldError(f"monitoring.drift.columns.{col}", f"'{col}' is not a feature")
-        kinds = {**dict.fromkeys(self.features.numeric, "numeric"),
-                 **dict.fromkeys(self.features.categorical, "categorical")}
+        kinds = {
+            **dict.fromkeys(self.features.numeric, "numeric"),
+            **dict.fromkeys(self.features.categorical, "categorical"),
+        }
         for col, test in drift.columns.items():
             if test.method is not None and kinds[col] not in STAT_TEST_COLUMN_TYPES[test.method]:
                 raise _FieldError(
@@ -448,8 +519,11 @@ class PipelineConfig(_Strict):
                 )
         if drift.method is not None:
             own = {col for col, test in drift.columns.items() if test.method is not None}
-            unfit = [col for col, kind in kinds.items()
-                     if col not in own and kind not in STAT_TEST_COLUMN_TYPES[drift.method]]
+            unfit = [
+                col
+                for col, kind in kinds.items()
+                if col not in own and kind not in STAT_TEST_COLUMN_TYPES[drift.method]
+            ]
             if unfit:
                 kind, one = kinds[unfit[0]], len(unfit) == 1
                 raise _FieldError(
@@ -577,7 +651,9 @@ def parse_config(data: Any, *, file: Path | str = "<config>") -> PipelineConfig:
         more = len(exc.errors()) - 1
         if more:
             msg += f" (and {more} more problem{'s' if more > 1 else ''})"
-        raise ConfigError(msg + ("" if msg.endswith(".") else "."), file=file, field=field or None) from None
+        raise ConfigError(
+            msg + ("" if msg.endswith(".") else "."), file=file, field=field or None
+        ) from None
 
 
 def load_config(path: Path | str) -> PipelineConfig:
@@ -624,7 +700,9 @@ def with_fit_threads(config: PipelineConfig, threads: int) -> PipelineConfig:
     if config.training.estimator != "lightgbm":
         return config
     params = {**config.training.params, "num_threads": threads}
-    return config.model_copy(update={"training": config.training.model_copy(update={"params": params})})
+    return config.model_copy(
+        update={"training": config.training.model_copy(update={"params": params})}
+    )
 
 
 def find_config(name: str, directory: Path | None = None) -> PipelineConfig:
@@ -666,13 +744,15 @@ def config_warnings(config: PipelineConfig) -> list[str]:
     if tr.estimator == "lightgbm" and ws.method == "append":
         # n_estimators: the rounds of a from-scratch fit (core.training.lightgbm_params).
         full_fit_trees = int(tr.params.get("n_estimators", 200))
-        modes = [("training.mode", tr.mode)]
+        modes: list[tuple[str, Mode | None]] = [("training.mode", tr.mode)]
         if config.monitoring.enabled:
             modes.append(("monitoring.policy.mode", config.monitoring.policy.mode))
         explicit = [field for field, mode in modes if mode == Mode.WARM_START]
         appended = ws.max_warm_starts * ws.num_boost_round
-        fix = ("use training.warm_start.method refit, refit_append or bounded, which re-fit "
-               "the old trees' leaves on the new rows")
+        fix = (
+            "use training.warm_start.method refit, refit_append or bounded, which re-fit "
+            "the old trees' leaves on the new rows"
+        )
         if explicit:
             out.append(
                 f"training.warm_start.method 'append' with {' and '.join(explicit)} "

@@ -48,16 +48,24 @@ class DemoRow:
     seconds: float
 
 
-def _row(cfg: PipelineConfig, registry: Any, end: date, run_id: str, state: str, seconds: float) -> DemoRow:
+def _row(
+    cfg: PipelineConfig, registry: Any, end: date, run_id: str, state: str, seconds: float
+) -> DemoRow:
     info = registry.find_by_run(cfg.registered_model_name, run_id)
     champion = registry.champion(cfg.registered_model_name)
     tags = info.tags if info else {}
     return DemoRow(
-        window_end=end.isoformat(), run_id=run_id, state=state,
-        version=info.version if info else None, mode=tags.get("mode"), rows=tags.get("rows"),
-        metric=tags.get("challenger_metric"), champion_metric=tags.get("champion_metric") or None,
+        window_end=end.isoformat(),
+        run_id=run_id,
+        state=state,
+        version=info.version if info else None,
+        mode=tags.get("mode"),
+        rows=tags.get("rows"),
+        metric=tags.get("challenger_metric"),
+        champion_metric=tags.get("champion_metric") or None,
         gate_passed=info.gate_passed if info else None,
-        champion_after=champion.version if champion else None, seconds=round(seconds, 1),
+        champion_after=champion.version if champion else None,
+        seconds=round(seconds, 1),
     )
 
 
@@ -83,8 +91,9 @@ class DemoResult:
     days: list[DayRow]
 
 
-def run_demo(*, weeks: int = 2, days: int = 14, first_end: date = FIRST_WINDOW_END,
-             timeout: float = 1200) -> DemoResult:
+def run_demo(
+    *, weeks: int = 2, days: int = 14, first_end: date = FIRST_WINDOW_END, timeout: float = 1200
+) -> DemoResult:
     """Run the demo.
 
     Args:
@@ -120,27 +129,39 @@ def run_demo(*, weeks: int = 2, days: int = 14, first_end: date = FIRST_WINDOW_E
         end = first_end + timedelta(days=7 * week)
         seed(cfg, end - timedelta(days=1))  # this week's days arrive in the lake
         run_id = f"demo__{end.isoformat()}__{stamp}"
-        conf = {"window_end": end.isoformat(), "mode": (Mode.STATELESS if week == 0 else Mode.AUTO).value,
-                "reason": "demo: initial model" if week == 0 else "demo: weekly update"}
+        conf = {
+            "window_end": end.isoformat(),
+            "mode": (Mode.STATELESS if week == 0 else Mode.AUTO).value,
+            "reason": "demo: initial model" if week == 0 else "demo: weekly update",
+        }
         t0 = time.perf_counter()
         client.trigger_dag_run(dag_id, conf=conf, run_id=run_id)
         log.info("triggered %s over REST (window end %s); waiting", run_id, end)
         final = client.wait_for_dag_run(dag_id, run_id, timeout=timeout)
         row = _row(cfg, registry, end, run_id, str(final.get("state")), time.perf_counter() - t0)
-        log.info("%s: %s, version %s (%s), champion now %s", run_id, row.state, row.version, row.mode,
-                 row.champion_after)
+        log.info(
+            "%s: %s, version %s (%s), champion now %s",
+            run_id,
+            row.state,
+            row.version,
+            row.mode,
+            row.champion_after,
+        )
         rows.append(row)
     day_rows = []
     for offset in range(days):
         day = first_end + timedelta(days=7 * weeks + offset)
         day_rows.append(_monitor_day(cfg, client, registry, day, stamp, timeout))
     if registry.champion(cfg.registered_model_name) is None:
-        raise RetrainflowError("The demo ended without a champion; see the Airflow UI and task logs.")
+        raise RetrainflowError(
+            "The demo ended without a champion; see the Airflow UI and task logs."
+        )
     return DemoResult(rows, day_rows)
 
 
-def _monitor_day(cfg: PipelineConfig, client: Any, registry: Any, day: date, stamp: str,
-                 timeout: float) -> DayRow:
+def _monitor_day(
+    cfg: PipelineConfig, client: Any, registry: Any, day: date, stamp: str, timeout: float
+) -> DayRow:
     """Release ``day`` into the lake, run the monitoring DAG for it, follow any retrain it started."""
     import json
     import time
@@ -151,13 +172,25 @@ def _monitor_day(cfg: PipelineConfig, client: Any, registry: Any, day: date, sta
     seed(cfg, day)
     check_date = day + timedelta(days=1)
     run_id = f"demo__monitor__{check_date.isoformat()}__{stamp}"
-    client.trigger_dag_run(cfg.monitor_dag_id, conf={"check_date": check_date.isoformat()}, run_id=run_id)
+    client.trigger_dag_run(
+        cfg.monitor_dag_id, conf={"check_date": check_date.isoformat()}, run_id=run_id
+    )
     final = client.wait_for_dag_run(cfg.monitor_dag_id, run_id, timeout=timeout)
     path = Path(cfg.artifact_root_uri()) / cfg.name / run_id / "monitor" / "manifest.json"
     if final.get("state") != "success" or not path.is_file():
         log.warning("monitoring run %s ended %s", run_id, final.get("state"))
-        return DayRow(day.isoformat(), str(final.get("state")), None, None, None, None, "check failed",
-                      None, None, None)
+        return DayRow(
+            day.isoformat(),
+            str(final.get("state")),
+            None,
+            None,
+            None,
+            None,
+            "check failed",
+            None,
+            None,
+            None,
+        )
     m = json.loads(path.read_text())
     check, decision = m["check"], m["decision"]
     if decision["trigger"]:
@@ -165,14 +198,35 @@ def _monitor_day(cfg: PipelineConfig, client: Any, registry: Any, day: date, sta
     elif decision["reasons"]:
         label = "held: " + ",".join(decision["blocked_by"])
     else:
-        label = "-" if not decision["blocked_by"] else "quiet (" + ",".join(decision["blocked_by"]) + ")"
+        label = (
+            "-"
+            if not decision["blocked_by"]
+            else "quiet (" + ",".join(decision["blocked_by"]) + ")"
+        )
     retrain = None
     if m.get("triggered_run_id"):
         t0 = time.perf_counter()
         done = client.wait_for_dag_run(cfg.retrain_dag_id, m["triggered_run_id"], timeout=timeout)
-        retrain = _row(cfg, registry, check_date, m["triggered_run_id"], str(done.get("state")),
-                       time.perf_counter() - t0)
-    log.info("%s: drift share %s, metric %s -> %s", day, check["drift_share"], check["metric"], label)
-    return DayRow(day.isoformat(), "success", check["current_rows"], check["drift_share"],
-                  len(check["drifted_columns"]), check["metric"], label,
-                  decision["mode"] if decision["trigger"] else None, retrain, m.get("report_uri"))
+        retrain = _row(
+            cfg,
+            registry,
+            check_date,
+            m["triggered_run_id"],
+            str(done.get("state")),
+            time.perf_counter() - t0,
+        )
+    log.info(
+        "%s: drift share %s, metric %s -> %s", day, check["drift_share"], check["metric"], label
+    )
+    return DayRow(
+        day.isoformat(),
+        "success",
+        check["current_rows"],
+        check["drift_share"],
+        len(check["drifted_columns"]),
+        check["metric"],
+        label,
+        decision["mode"] if decision["trigger"] else None,
+        retrain,
+        m.get("report_uri"),
+    )

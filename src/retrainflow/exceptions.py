@@ -24,7 +24,11 @@ class RetrainflowError(Exception):
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly description, used in saved reports and CLI ``--json`` output."""
-        return {"code": self.code, "message": self.message, **{k: str(v) for k, v in self.details.items()}}
+        return {
+            "code": self.code,
+            "message": self.message,
+            **{k: str(v) for k, v in self.details.items()},
+        }
 
 
 class UserError(RetrainflowError):
@@ -38,7 +42,9 @@ class ConfigError(UserError):
 
     code = "invalid_config"
 
-    def __init__(self, message: str, *, file: Path | str | None = None, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, file: Path | str | None = None, field: str | None = None
+    ) -> None:
         prefix = ""
         if field:
             prefix = f"The field '{field}'"

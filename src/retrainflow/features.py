@@ -124,9 +124,7 @@ class FeatureTransformer:
         ).set_output(transform="pandas")
         self.column_transformer_.fit(prepared)
         self.feature_names_ = list(self.column_transformer_.get_feature_names_out())
-        self.categorical_features_ = (
-            list(self.categorical) if self.encoding == "ordinal" else []
-        )
+        self.categorical_features_ = list(self.categorical) if self.encoding == "ordinal" else []
         return self
 
     def transform(self, raw: pd.DataFrame) -> pd.DataFrame:

@@ -285,15 +285,21 @@ class FreshnessResult(Manifest):
             values = per_age[age]
             vals = list(values.values())
             pairs = [self._better(values[a], fresh[a]) for a in values if a in fresh]
-            rows.append(AgeRow(
-                age_days=age, n_anchors=len(vals),
-                mean_metric=_round(np.mean(vals)) if vals else None,
-                std_metric=_round(np.std(vals, ddof=1)) if len(vals) > 1 else None,
-                delta_vs_fresh=_round(np.mean(pairs)) if pairs else None,
-                delta_se=(_round(np.std(pairs, ddof=1) / math.sqrt(len(pairs)))
-                          if len(pairs) > 1 else None),
-                train_cpu_s=round(float(np.mean(cpu[age])), 3) if cpu[age] else None,
-            ))
+            rows.append(
+                AgeRow(
+                    age_days=age,
+                    n_anchors=len(vals),
+                    mean_metric=_round(np.mean(vals)) if vals else None,
+                    std_metric=_round(np.std(vals, ddof=1)) if len(vals) > 1 else None,
+                    delta_vs_fresh=_round(np.mean(pairs)) if pairs else None,
+                    delta_se=(
+                        _round(np.std(pairs, ddof=1) / math.sqrt(len(pairs)))
+                        if len(pairs) > 1
+                        else None
+                    ),
+                    train_cpu_s=round(float(np.mean(cpu[age])), 3) if cpu[age] else None,
+                )
+            )
         return rows
 
     def age_curve(self) -> tuple[list[int], list[float]]:
@@ -319,11 +325,14 @@ class FreshnessResult(Manifest):
             value = expected_metric(ages, means, k, self.delay_days)
             if value is None:
                 continue
-            rows.append(IntervalRow(
-                interval_days=k, mean_age_days=self.delay_days + (k - 1) / 2,
-                expected_metric=_round(value),
-                delta_vs_daily=None if daily is None else _round(self._better(value, daily)),
-            ))
+            rows.append(
+                IntervalRow(
+                    interval_days=k,
+                    mean_age_days=self.delay_days + (k - 1) / 2,
+                    expected_metric=_round(value),
+                    delta_vs_daily=None if daily is None else _round(self._better(value, daily)),
+                )
+            )
         return rows
 
     def to_dict(self) -> dict[str, Any]:
@@ -343,8 +352,9 @@ def _round(x: Any) -> float:
     return round(float(x), _DECIMALS)
 
 
-def expected_metric(ages: Sequence[int], means: Sequence[float], interval_days: int,
-                    delay_days: int = 0) -> float | None:
+def expected_metric(
+    ages: Sequence[int], means: Sequence[float], interval_days: int, delay_days: int = 0
+) -> float | None:
     """Expected metric of a model retrained every ``interval_days`` days.
 
     The served model's age is uniform over ``delay_days .. delay_days + interval_days - 1``;
@@ -361,20 +371,27 @@ def expected_metric(ages: Sequence[int], means: Sequence[float], interval_days: 
         The expected metric, or None when the measured ages do not cover the served ones.
     """
     if interval_days < 1 or delay_days < 0:
-        raise ValueError(f"interval_days must be >= 1 and delay_days >= 0; got "
-                         f"{interval_days}, {delay_days}")
+        raise ValueError(
+            f"interval_days must be >= 1 and delay_days >= 0; got {interval_days}, {delay_days}"
+        )
     if not ages or delay_days < ages[0] or delay_days + interval_days - 1 > ages[-1]:
         return None
     served = np.arange(delay_days, delay_days + interval_days, dtype=np.float64)
-    return float(np.mean(np.interp(served, np.asarray(ages, dtype=np.float64),
-                                   np.asarray(means, dtype=np.float64))))
+    return float(
+        np.mean(
+            np.interp(
+                served, np.asarray(ages, dtype=np.float64), np.asarray(means, dtype=np.float64)
+            )
+        )
+    )
 
 
 # -- the run -----------------------------------------------------------------------------
 
 
-def default_anchors(start: date, end: date, *, window_days: int, eval_days: int,
-                    n: int = DEFAULT_ANCHORS) -> list[date]:
+def default_anchors(
+    start: date, end: date, *, window_days: int, eval_days: int, n: int = DEFAULT_ANCHORS
+) -> list[date]:
     """``n`` anchors spread evenly over the second half of ``[start, end)``.
 
     The first is the middle of the data (or later, so that a ``window_days`` window
@@ -390,7 +407,8 @@ def default_anchors(start: date, end: date, *, window_days: int, eval_days: int,
     if lo > hi:
         raise UserError(
             f"The data [{start}, {end}) is too short for a {window_days}-day training window "
-            f"(--window-days) plus a {eval_days}-day evaluation period (--eval-days).")
+            f"(--window-days) plus a {eval_days}-day evaluation period (--eval-days)."
+        )
     span = (hi - lo).days
     offsets = sorted({round(x) for x in np.linspace(0, span, n)})
     return [lo + timedelta(days=int(d)) for d in offsets]
@@ -457,8 +475,11 @@ def run_freshness(
     window = config.training.window_days if window_days is None else window_days
     delay = config.monitoring.label_delay_days if delay_days is None else delay_days
     interval_list = sorted(set(intervals))
-    for flag, value, least in (("--window-days", window, 1), ("--eval-days", eval_days, 1),
-                               ("--delay-days", delay, 0)):
+    for flag, value, least in (
+        ("--window-days", window, 1),
+        ("--eval-days", eval_days, 1),
+        ("--delay-days", delay, 0),
+    ):
         if value < least:
             raise UserError(f"{flag} must be >= {least}; got {value}.")
     if not interval_list or min(interval_list) < 1:
@@ -471,18 +492,25 @@ def run_freshness(
         raise UserError(f"--start {start} must be before --end {end}.")
 
     source = make_source(config)
-    days = [d for d in source.partitions()
-            if (start is None or d >= start) and (end is None or d < end)]
+    days = [
+        d for d in source.partitions() if (start is None or d >= start) and (end is None or d < end)
+    ]
     if not days:
         raise EmptyWindowError(
             f"No data for '{config.name}' in [{start or '...'}, {end or '...'}) in {source.uri}. "
-            f"Seed it first (`retrainflow seed {config.name} --until DATE`).")
+            f"Seed it first (`retrainflow seed {config.name} --until DATE`)."
+        )
     # The data actually there: "beyond the data" means beyond its last day.
     start, end = days[0], days[-1] + timedelta(days=1)
     one_day = timedelta(days=1)
     if eval_starts is None:
-        anchor_days = default_anchors(start, end, window_days=window, eval_days=eval_days,
-                                      n=DEFAULT_ANCHORS if anchors is None else anchors)
+        anchor_days = default_anchors(
+            start,
+            end,
+            window_days=window,
+            eval_days=eval_days,
+            n=DEFAULT_ANCHORS if anchors is None else anchors,
+        )
     else:
         anchor_days = sorted(set(eval_starts))
         for e in anchor_days:
@@ -491,53 +519,86 @@ def run_freshness(
                 raise UserError(
                     f"--eval-start {e}: the evaluation period [{e}, {e_end}) goes beyond the "
                     f"data, whose last day is {end - one_day}; use an earlier date or a "
-                    f"shorter --eval-days.")
+                    f"shorter --eval-days."
+                )
             if e - timedelta(days=window) < start:
                 raise UserError(
                     f"--eval-start {e}: the freshest training window [{e - timedelta(days=window)}"
                     f", {e}) starts before the data ({start}); use a later date or a shorter "
-                    f"--window-days.")
+                    f"--window-days."
+                )
     earliest = anchor_days[-1] - timedelta(days=window)  # the latest anchor fits the most ages
     kept = [a for a in age_list if earliest - timedelta(days=a) >= start]
     dropped = [a for a in age_list if a not in kept]
     if dropped:
-        log.info("freshness %s: ages %s fit before no anchor (data from %s): dropped",
-                 config.name, dropped, start)
+        log.info(
+            "freshness %s: ages %s fit before no anchor (data from %s): dropped",
+            config.name,
+            dropped,
+            start,
+        )
 
     data = TimeFrame(config, source.read_window(start, end))
     import_fitting_libraries(config)
-    log.info("freshness %s: %d rows, %d anchors x %d ages, %d-day windows", config.name,
-             len(data.frame), len(anchor_days), len(kept), window)
+    log.info(
+        "freshness %s: %d rows, %d anchors x %d ages, %d-day windows",
+        config.name,
+        len(data.frame),
+        len(anchor_days),
+        len(kept),
+        window,
+    )
     records: list[FreshnessRecord] = []
     total = len(anchor_days) * len(kept)
     for e in anchor_days:
         e_end = e + timedelta(days=eval_days)
         evaluation = data.rows(e, e_end)
-        y_eval = data.y[data.pos(e):data.pos(e_end)]
+        y_eval = data.y[data.pos(e) : data.pos(e_end)]
         for a in kept:
             rec = _measure_one(config, data, e, e_end, a, window, start, evaluation, y_eval)
             records.append(rec)
             if progress:
-                what = rec.skipped or (f"{config.evaluation.primary_metric}="
-                                       f"{_fmt(rec.metric)} ({rec.rows} rows, "
-                                       f"{rec.train_cpu_seconds:.1f} s CPU)")
+                what = rec.skipped or (
+                    f"{config.evaluation.primary_metric}="
+                    f"{_fmt(rec.metric)} ({rec.rows} rows, "
+                    f"{rec.train_cpu_seconds:.1f} s CPU)"
+                )
                 progress(f"[{len(records)}/{total}] anchor {e} age {a:>3}d: {what}")
     primary = config.evaluation.primary_metric
     return FreshnessResult(
-        schema_version=SCHEMA_VERSION, pipeline=config.name, task=config.task,
-        primary_metric=primary, lower_is_better=config.lower_is_better,
-        start=start.isoformat(), end=end.isoformat(), data_rows=len(data.frame),
-        window_days=window, eval_days=eval_days, delay_days=delay,
-        min_rows=config.expectations.min_rows, ages=kept, dropped_ages=dropped,
-        intervals=interval_list, anchors=[e.isoformat() for e in anchor_days], records=records,
+        schema_version=SCHEMA_VERSION,
+        pipeline=config.name,
+        task=config.task,
+        primary_metric=primary,
+        lower_is_better=config.lower_is_better,
+        start=start.isoformat(),
+        end=end.isoformat(),
+        data_rows=len(data.frame),
+        window_days=window,
+        eval_days=eval_days,
+        delay_days=delay,
+        min_rows=config.expectations.min_rows,
+        ages=kept,
+        dropped_ages=dropped,
+        intervals=interval_list,
+        anchors=[e.isoformat() for e in anchor_days],
+        records=records,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         seconds=round(time.perf_counter() - t0, 2),
     )
 
 
-def _measure_one(config: PipelineConfig, data: TimeFrame, e: date, e_end: date, age: int,
-                 window: int, data_start: date, evaluation: Any, y_eval: np.ndarray
-                 ) -> FreshnessRecord:
+def _measure_one(
+    config: PipelineConfig,
+    data: TimeFrame,
+    e: date,
+    e_end: date,
+    age: int,
+    window: int,
+    data_start: date,
+    evaluation: Any,
+    y_eval: np.ndarray,
+) -> FreshnessRecord:
     """Train on ``[e - age - window, e - age)`` and score ``[e, e_end)`` (or say why not)."""
     from retrainflow.core import metrics, training, windows
     from retrainflow.metering import measure
@@ -549,25 +610,36 @@ def _measure_one(config: PipelineConfig, data: TimeFrame, e: date, e_end: date, 
     if train_start < data_start:
         skipped = f"the window starts before the data ({data_start})"
     elif rows < config.expectations.min_rows:
-        skipped = (f"only {rows} rows in {trained} "
-                   f"(< expectations.min_rows {config.expectations.min_rows})")
+        skipped = (
+            f"only {rows} rows in {trained} "
+            f"(< expectations.min_rows {config.expectations.min_rows})"
+        )
     elif len(evaluation) == 0:
         skipped = f"no rows in the evaluation period [{e}, {e_end})"
     base: dict[str, Any] = {
-        "anchor": e.isoformat(), "age_days": age, "train_start": train_start.isoformat(),
-        "train_end": train_end.isoformat(), "eval_end": e_end.isoformat(), "rows": rows,
-        "eval_rows": len(evaluation)}
+        "anchor": e.isoformat(),
+        "age_days": age,
+        "train_start": train_start.isoformat(),
+        "train_end": train_end.isoformat(),
+        "eval_end": e_end.isoformat(),
+        "rows": rows,
+        "eval_rows": len(evaluation),
+    }
     if skipped:
-        return FreshnessRecord(**base, metric=None, metrics={}, train_cpu_seconds=0.0,
-                               skipped=skipped)
+        return FreshnessRecord(
+            **base, metric=None, metrics={}, train_cpu_seconds=0.0, skipped=skipped
+        )
     raw = data.rows(train_start, train_end)
     with measure() as cost:
         model = training.train_model(config, raw)
     scores = metrics.compute_metrics(config.task, y_eval, model.predict(evaluation))
     return FreshnessRecord(
-        **base, metric=metrics.finite_or_none(scores[config.evaluation.primary_metric]),
+        **base,
+        metric=metrics.finite_or_none(scores[config.evaluation.primary_metric]),
         metrics={k: metrics.finite_or_none(v) for k, v in scores.items()},
-        train_cpu_seconds=round(cost.cpu_seconds, 4), skipped=None)
+        train_cpu_seconds=round(cost.cpu_seconds, 4),
+        skipped=None,
+    )
 
 
 def _fmt(x: float | None) -> str:
@@ -587,8 +659,10 @@ def save(result: FreshnessResult, out_dir: Path | str) -> dict[str, Path]:
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     out = StageDir(Path(out_dir))
-    return {"json": out.write_json("freshness.json", result.to_dict()),
-            "png": out.write_with("freshness.png", lambda p: _plot(result, p))}
+    return {
+        "json": out.write_json("freshness.json", result.to_dict()),
+        "png": out.write_with("freshness.png", lambda p: _plot(result, p)),
+    }
 
 
 def _plot(result: FreshnessResult, path: Path) -> None:
@@ -601,11 +675,22 @@ def _plot(result: FreshnessResult, path: Path) -> None:
     ax = fig.add_subplot()
     colors = colormaps["tab10"].colors  # type: ignore[attr-defined]
     for k, anchor in enumerate(result.anchors):
-        pts = [(r.age_days, r.metric) for r in result.records
-               if r.anchor == anchor and r.metric is not None]
+        pts = [
+            (r.age_days, r.metric)
+            for r in result.records
+            if r.anchor == anchor and r.metric is not None
+        ]
         if pts:
-            ax.plot([a for a, _ in pts], [m for _, m in pts], "-", linewidth=0.9, alpha=0.6,
-                    marker=".", color=colors[k % len(colors)], label=f"eval from {anchor}")
+            ax.plot(
+                [a for a, _ in pts],
+                [m for _, m in pts],
+                "-",
+                linewidth=0.9,
+                alpha=0.6,
+                marker=".",
+                color=colors[k % len(colors)],
+                label=f"eval from {anchor}",
+            )
     rows = [r for r in result.by_age() if r.mean_metric is not None]
     x = np.array([r.age_days for r in rows], dtype=np.float64)
     mean = np.array([r.mean_metric for r in rows], dtype=np.float64)
@@ -613,23 +698,40 @@ def _plot(result: FreshnessResult, path: Path) -> None:
     if len(rows):
         band = np.isfinite(std)
         if band.any():
-            ax.fill_between(x[band], (mean - std)[band], (mean + std)[band], color="black",
-                            alpha=0.12, linewidth=0, label="mean ± 1 std")
-        ax.plot(x, mean, "-", color="black", linewidth=2.6, marker="o",
-                label=f"mean over {len(result.anchors)} anchor(s)")
+            ax.fill_between(
+                x[band],
+                (mean - std)[band],
+                (mean + std)[band],
+                color="black",
+                alpha=0.12,
+                linewidth=0,
+                label="mean ± 1 std",
+            )
+        ax.plot(
+            x,
+            mean,
+            "-",
+            color="black",
+            linewidth=2.6,
+            marker="o",
+            label=f"mean over {len(result.anchors)} anchor(s)",
+        )
     ax.set_xlabel("age of the training data at the start of the evaluation period (days)")
     direction = "lower is better" if result.lower_is_better else "higher is better"
     ax.set_ylabel(f"{result.primary_metric} ({direction})")
-    ax.set_title(f"{result.pipeline}: value of freshness — {result.window_days}-day training "
-                 f"windows, {result.eval_days}-day evaluation periods")
+    ax.set_title(
+        f"{result.pipeline}: value of freshness — {result.window_days}-day training "
+        f"windows, {result.eval_days}-day evaluation periods"
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(path, format="png")
 
 
-def log_to_mlflow(config: PipelineConfig, result: FreshnessResult,
-                  paths: Mapping[str, Path]) -> str:
+def log_to_mlflow(
+    config: PipelineConfig, result: FreshnessResult, paths: Mapping[str, Path]
+) -> str:
     """One run in experiment ``<pipeline>-freshness``: the tables as metrics, and the files.
 
     Metrics: ``age_<a>.mean_metric``, ``age_<a>.delta_vs_fresh``,
@@ -648,8 +750,16 @@ def log_to_mlflow(config: PipelineConfig, result: FreshnessResult,
         metrics[f"interval_{irow.interval_days}.expected_metric"] = irow.expected_metric
         metrics[f"interval_{irow.interval_days}.delta_vs_daily"] = irow.delta_vs_daily
     return log_report_to_mlflow(
-        f"{config.name}-freshness", f"freshness {result.anchors[0]}..{result.anchors[-1]}",
-        paths.values(), metrics=metrics, artifact_path="freshness",
-        params={"window_days": result.window_days, "eval_days": result.eval_days,
-                "delay_days": result.delay_days, "primary_metric": result.primary_metric},
-        tags={"ages": ",".join(map(str, result.ages)), "anchors": ",".join(result.anchors)})
+        f"{config.name}-freshness",
+        f"freshness {result.anchors[0]}..{result.anchors[-1]}",
+        paths.values(),
+        metrics=metrics,
+        artifact_path="freshness",
+        params={
+            "window_days": result.window_days,
+            "eval_days": result.eval_days,
+            "delay_days": result.delay_days,
+            "primary_metric": result.primary_metric,
+        },
+        tags={"ages": ",".join(map(str, result.ages)), "anchors": ",".join(result.anchors)},
+    )

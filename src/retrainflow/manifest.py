@@ -84,8 +84,11 @@ class DatasetRef(Manifest):
 class PullManifest(Manifest):
     """Output of the pull stage: what will be trained on and held out."""
 
-    nested: ClassVar[dict[str, type[Manifest]]] = {"context": RunContext, "train": DatasetRef,
-                                                    "holdout": DatasetRef}
+    nested: ClassVar[dict[str, type[Manifest]]] = {
+        "context": RunContext,
+        "train": DatasetRef,
+        "holdout": DatasetRef,
+    }
 
     context: RunContext
     #: Resolved mode: ``stateless`` or ``warm_start``.

@@ -24,7 +24,9 @@ class TabularModel:
     regression it is the predicted value.
     """
 
-    def __init__(self, transformer: FeatureTransformer, estimator: Any, task: str, estimator_name: str) -> None:
+    def __init__(
+        self, transformer: FeatureTransformer, estimator: Any, task: str, estimator_name: str
+    ) -> None:
         self.transformer = transformer
         self.estimator = estimator
         self.task = task

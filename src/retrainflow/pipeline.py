@@ -60,8 +60,13 @@ class RunResult:
         }
 
 
-def run_all(config: PipelineConfig, context: RunContext, *, registry: Registry | None = None,
-            store: ArtifactStore | None = None) -> RunResult:
+def run_all(
+    config: PipelineConfig,
+    context: RunContext,
+    *,
+    registry: Registry | None = None,
+    store: ArtifactStore | None = None,
+) -> RunResult:
     """pull → validate → features → train → evaluate → promote.
 
     Raises:
@@ -87,8 +92,11 @@ def run_all(config: PipelineConfig, context: RunContext, *, registry: Registry |
     validated = timed("validate", lambda: validate.run(config, pulled, store=store))
     feats = timed("features", lambda: features.run(config, pulled, registry=reg, store=store))
     trained = timed("train", lambda: train.run(config, pulled, feats, registry=reg, store=store))
-    verdict = timed("evaluate", lambda: evaluate.run(config, pulled, trained, registry=reg,
-                                                     store=store))
-    promoted = timed("promote", lambda: promote.run(config, pulled, feats, trained, verdict,
-                                                    registry=reg, store=store))
+    verdict = timed(
+        "evaluate", lambda: evaluate.run(config, pulled, trained, registry=reg, store=store)
+    )
+    promoted = timed(
+        "promote",
+        lambda: promote.run(config, pulled, feats, trained, verdict, registry=reg, store=store),
+    )
     return RunResult(pulled, validated, feats, trained, verdict, promoted, seconds)

@@ -265,8 +265,7 @@ class Decision(Manifest):
         elif self.reasons:
             hygiene = [b for b in self.blocked_by if b in _HYGIENE_CODES]
             head = (
-                f"NO TRIGGER: {', '.join(self.reasons)} fired but blocked by "
-                f"{', '.join(hygiene)}"
+                f"NO TRIGGER: {', '.join(self.reasons)} fired but blocked by {', '.join(hygiene)}"
             )
         else:
             head = "NO TRIGGER: no rule fired"
@@ -447,7 +446,7 @@ def _drift_rule(
     dcfg = config.monitoring.drift
     dataset, key = _drifting(check, dcfg.key_features, dcfg.share_threshold)
     current = dataset or key
-    history = state.previous_checks[-(pol.drift_n - 1):] if pol.drift_n > 1 else []
+    history = state.previous_checks[-(pol.drift_n - 1) :] if pol.drift_n > 1 else []
     count = int(current) + sum(
         1
         for c in history
@@ -637,9 +636,17 @@ def _mode(
     facts = None
     if champion.version is not None:
         facts = ChampionFacts(
-            version=champion.version, estimator=champion.estimator,
+            version=champion.version,
+            estimator=champion.estimator,
             data_end=_parse_date(champion.data_end) if champion.data_end else None,
-            warm_starts_since_full=champion.warm_starts_since_full)
-    decision = resolve_mode(config, request, facts, schema_change=check.schema_changed,
-                            drift_share=check.drift_share if enough_rows else None, strict=False)
+            warm_starts_since_full=champion.warm_starts_since_full,
+        )
+    decision = resolve_mode(
+        config,
+        request,
+        facts,
+        schema_change=check.schema_changed,
+        drift_share=check.drift_share if enough_rows else None,
+        strict=False,
+    )
     return decision.mode.value, (why if decision.mode == request else decision.reason)

@@ -21,6 +21,8 @@ class PyfuncModel(PythonModel):
     def __init__(self, model: TabularModel) -> None:
         self.model = model
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> np.ndarray:
         """Scores for raw rows (probability of class 1, or the regression value)."""
         return self.model.predict(pd.DataFrame(model_input))

@@ -93,8 +93,13 @@ class ChampionPeriod:
 
     def stored(self) -> dict[str, Any]:
         """The form kept in the version's ``champion_periods`` tag."""
-        return {"seq": self.seq, "since": self.since, "until": self.until, "reason": self.reason,
-                "previous": self.previous}
+        return {
+            "seq": self.seq,
+            "since": self.since,
+            "until": self.until,
+            "reason": self.reason,
+            "previous": self.previous,
+        }
 
 
 @dataclass(frozen=True)
@@ -134,13 +139,26 @@ class VersionInfo:
             return None
         try:
             items = json.loads(raw)
-            return [ChampionPeriod(seq=int(p["seq"]), version=self.version, since=p["since"],
-                                   until=p.get("until"), reason=p.get("reason", ""),
-                                   previous=p.get("previous"), data_end=self.data_end)
-                    for p in items]
+            return [
+                ChampionPeriod(
+                    seq=int(p["seq"]),
+                    version=self.version,
+                    since=p["since"],
+                    until=p.get("until"),
+                    reason=p.get("reason", ""),
+                    previous=p.get("previous"),
+                    data_end=self.data_end,
+                )
+                for p in items
+            ]
         except (ValueError, TypeError, KeyError):
-            log.warning("version %s of %s: unreadable %s tag %r; ignored", self.version, self.name,
-                        PERIODS_TAG, raw[:200])
+            log.warning(
+                "version %s of %s: unreadable %s tag %r; ignored",
+                self.version,
+                self.name,
+                PERIODS_TAG,
+                raw[:200],
+            )
             return []
 
     @property
@@ -159,7 +177,9 @@ def _literal(value: str) -> str:
         return f"'{value}'"
     if '"' not in value:
         return f'"{value}"'
-    raise UserError(f"{value!r} cannot be searched for in the registry: it holds both kinds of quote.")
+    raise UserError(
+        f"{value!r} cannot be searched for in the registry: it holds both kinds of quote."
+    )
 
 
 def _redacted(uri: str) -> str:
@@ -190,7 +210,9 @@ class Registry:
             settings.quiet_third_party()
             from mlflow import MlflowClient
 
-            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+            self._client = MlflowClient(
+                tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
+            )
         return self._client
 
     # -- errors ------------------------------------------------------------------------
@@ -200,7 +222,8 @@ class Registry:
             f"The MLflow registry at {_redacted(self.tracking_uri)} could not {action}: [{code}] "
             f"{exc.message}. Check that the tracking server is "
             "up and reachable (MLFLOW_TRACKING_URI); the operation can be retried.",
-            mlflow_code=code, action=action,
+            mlflow_code=code,
+            action=action,
         )
 
     def _call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -277,7 +300,9 @@ class Registry:
         """
         from mlflow.exceptions import MlflowException
 
-        missing = UserError(f"Model '{name}' has no version {version}; see `retrainflow history {name}`.")
+        missing = UserError(
+            f"Model '{name}' has no version {version}; see `retrainflow history {name}`."
+        )
         if not str(version).isdigit():
             raise missing
         try:
@@ -289,13 +314,22 @@ class Registry:
 
     def _search(self, name: str, tags: dict[str, str] | None = None) -> list[VersionInfo]:
         """Versions of ``name`` whose tags equal ``tags``, oldest first (aliases not filled in)."""
-        query = " AND ".join([f"name = {_literal(name)}",
-                              *(f"tags.`{k}` = {_literal(v)}" for k, v in (tags or {}).items())])
+        query = " AND ".join(
+            [
+                f"name = {_literal(name)}",
+                *(f"tags.`{k}` = {_literal(v)}" for k, v in (tags or {}).items()),
+            ]
+        )
         found: list[VersionInfo] = []
         token = None
         while True:
-            page = self._call(f"search versions of '{name}'", self.client.search_model_versions,
-                              query, max_results=_PAGE, page_token=token)
+            page = self._call(
+                f"search versions of '{name}'",
+                self.client.search_model_versions,
+                query,
+                max_results=_PAGE,
+                page_token=token,
+            )
             found.extend(self._info(mv) for mv in page)
             token = page.token
             if not token:
@@ -328,7 +362,9 @@ class Registry:
         found = self.find(name, {"retrain_run_id": retrain_run_id})
         return found[-1] if found else None
 
-    def champion_periods(self, name: str, versions: list[VersionInfo] | None = None) -> list[ChampionPeriod]:
+    def champion_periods(
+        self, name: str, versions: list[VersionInfo] | None = None
+    ) -> list[ChampionPeriod]:
         """Every period any version of ``name`` served as champion, in order (oldest first).
 
         Args:
@@ -367,36 +403,70 @@ class Registry:
         import mlflow.pyfunc
 
         with self.tracking():
-            loaded = self._call(f"load version {version} of '{name}'", mlflow.pyfunc.load_model,
-                                f"models:/{name}/{version}")
+            loaded = self._call(
+                f"load version {version} of '{name}'",
+                mlflow.pyfunc.load_model,
+                f"models:/{name}/{version}",
+            )
         return loaded.unwrap_python_model().model
 
     # -- writes ------------------------------------------------------------------------
-    def register(self, name: str, model_uri: str, run_id: str | None, tags: dict[str, str]) -> VersionInfo:
+    def register(
+        self, name: str, model_uri: str, run_id: str | None, tags: dict[str, str]
+    ) -> VersionInfo:
         """Register ``model_uri`` as a new version of ``name`` with lineage ``tags``."""
         if not self.exists(name):
-            self._call(f"create registered model '{name}'", self.client.create_registered_model,
-                       name, description=f"retrainflow pipeline '{name}'", tags={"retrainflow": "true"})
+            self._call(
+                f"create registered model '{name}'",
+                self.client.create_registered_model,
+                name,
+                description=f"retrainflow pipeline '{name}'",
+                tags={"retrainflow": "true"},
+            )
         with self.tracking():  # a ``models:/<id>`` source is resolved through MLflow's global URI
-            mv = self._call(f"register a version of '{name}'", self.client.create_model_version,
-                            name, source=model_uri, run_id=run_id, tags=tags)
+            mv = self._call(
+                f"register a version of '{name}'",
+                self.client.create_model_version,
+                name,
+                source=model_uri,
+                run_id=run_id,
+                tags=tags,
+            )
         return self._info(mv)
 
     def set_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():
-            self._call(f"tag version {version} of '{name}'", self.client.set_model_version_tag,
-                       name, version, key, value)
+            self._call(
+                f"tag version {version} of '{name}'",
+                self.client.set_model_version_tag,
+                name,
+                version,
+                key,
+                value,
+            )
 
     def _delete_tags(self, name: str, version: str, keys: list[str]) -> None:
         for key in keys:
-            self._call(f"untag version {version} of '{name}'", self.client.delete_model_version_tag,
-                       name, version, key)
+            self._call(
+                f"untag version {version} of '{name}'",
+                self.client.delete_model_version_tag,
+                name,
+                version,
+                key,
+            )
 
     def set_challenger(self, name: str, version: str) -> None:
-        self._call(f"move alias '{CHALLENGER}' of '{name}'", self.client.set_registered_model_alias,
-                   name, CHALLENGER, version)
+        self._call(
+            f"move alias '{CHALLENGER}' of '{name}'",
+            self.client.set_registered_model_alias,
+            name,
+            CHALLENGER,
+            version,
+        )
 
-    def set_champion(self, name: str, version: str, *, reason: str, allow_ungated: bool = False) -> str | None:
+    def set_champion(
+        self, name: str, version: str, *, reason: str, allow_ungated: bool = False
+    ) -> str | None:
         """Move ``champion`` to ``version``; returns the previous champion's version.
 
         The open period of the previous champion is closed and a new one opened
@@ -421,12 +491,23 @@ class Registry:
         sequence = _sequence(infos)
         stamp = now_iso()
         if sequence:
-            stamp = _later(stamp, sequence[-1].since)  # a clock behind the last change must not invert
-        sequence = [p if p.until is not None else replace(p, until=_later(stamp, p.since)) for p in sequence]
-        sequence.append(ChampionPeriod(seq=len(sequence) + 1, version=target.version, since=stamp,
-                                       until=None, reason=reason,
-                                       previous=previous.version if previous else None,
-                                       data_end=target.data_end))
+            stamp = _later(
+                stamp, sequence[-1].since
+            )  # a clock behind the last change must not invert
+        sequence = [
+            p if p.until is not None else replace(p, until=_later(stamp, p.since)) for p in sequence
+        ]
+        sequence.append(
+            ChampionPeriod(
+                seq=len(sequence) + 1,
+                version=target.version,
+                since=stamp,
+                until=None,
+                reason=reason,
+                previous=previous.version if previous else None,
+                data_end=target.data_end,
+            )
+        )
         by_version: dict[str, list[dict[str, Any]]] = {}
         for period in sequence:
             by_version.setdefault(period.version, []).append(period.stored())
@@ -444,10 +525,20 @@ class Registry:
         if previous is not None:
             tags["previous_champion"] = previous.version
         self.set_tags(name, target.version, tags)
-        self._call(f"move alias '{CHAMPION}' of '{name}'", self.client.set_registered_model_alias,
-                   name, CHAMPION, target.version)
-        log.info("champion of %s: version %s (was %s): %s", name, target.version,
-                 previous.version if previous else None, reason)
+        self._call(
+            f"move alias '{CHAMPION}' of '{name}'",
+            self.client.set_registered_model_alias,
+            name,
+            CHAMPION,
+            target.version,
+        )
+        log.info(
+            "champion of %s: version %s (was %s): %s",
+            name,
+            target.version,
+            previous.version if previous else None,
+            reason,
+        )
         return previous.version if previous else None
 
     def rollback(self, name: str, to: str | None = None) -> tuple[str, str]:
@@ -477,8 +568,12 @@ class Registry:
             raise RegistryError(
                 f"Version {to} of '{name}' never passed its gate nor served as champion."
             )
-        self.set_champion(name, target.version, reason=f"rollback from {current.version}",
-                          allow_ungated=target.served)
+        self.set_champion(
+            name,
+            target.version,
+            reason=f"rollback from {current.version}",
+            allow_ungated=target.served,
+        )
         self.set_tags(name, target.version, {"rolled_back_from": current.version})
         return current.version, target.version
 
@@ -494,13 +589,18 @@ def _sequence(infos: list[VersionInfo]) -> list[ChampionPeriod]:
     """
     champions = {i.version for i in infos if CHAMPION in i.aliases}
     stored = sorted((p for i in infos for p in (i.stored_periods or [])), key=lambda p: p.seq)
-    legacy = sorted((i for i in infos if i.stored_periods is None and i.tags.get("champion_since")),
-                    key=lambda i: (datetime.fromisoformat(i.tags["champion_since"]), int(i.version)))
+    legacy = sorted(
+        (i for i in infos if i.stored_periods is None and i.tags.get("champion_since")),
+        key=lambda i: (datetime.fromisoformat(i.tags["champion_since"]), int(i.version)),
+    )
     periods: list[ChampionPeriod] = []
     for n, info in enumerate(legacy):
         since = info.tags["champion_since"]
-        following = legacy[n + 1].tags["champion_since"] if n + 1 < len(legacy) else (
-            stored[0].since if stored else None)
+        following = (
+            legacy[n + 1].tags["champion_since"]
+            if n + 1 < len(legacy)
+            else (stored[0].since if stored else None)
+        )
         if following is not None:
             until: str | None = _later(following, since)
         elif info.version in champions:
@@ -508,26 +608,58 @@ def _sequence(infos: list[VersionInfo]) -> list[ChampionPeriod]:
         else:
             own = info.tags.get("champion_until")
             until = _later(own, since) if own else None
-        periods.append(ChampionPeriod(seq=0, version=info.version, since=since, until=until,
-                                      reason=info.tags.get("champion_reason", ""),
-                                      previous=info.tags.get("previous_champion") or None,
-                                      data_end=info.data_end))
+        periods.append(
+            ChampionPeriod(
+                seq=0,
+                version=info.version,
+                since=since,
+                until=until,
+                reason=info.tags.get("champion_reason", ""),
+                previous=info.tags.get("previous_champion") or None,
+                data_end=info.data_end,
+            )
+        )
     periods.extend(stored)
     return [replace(p, seq=n) for n, p in enumerate(periods, start=1)]
 
 
 HISTORY_FIELDS = (
-    "version", "created", "aliases", "mode", "warm_method", "parent_version", "window_start",
-    "window_end", "data_start", "data_end", "rows", "new_rows", "replay_rows", "trigger_reason",
-    "gate_passed", "primary_metric", "challenger_metric", "champion_metric", "champion_periods",
-    "previous_champion", "train_cpu_seconds", "peak_rss_mb", "dag_run_id", "train_fingerprint",
+    "version",
+    "created",
+    "aliases",
+    "mode",
+    "warm_method",
+    "parent_version",
+    "window_start",
+    "window_end",
+    "data_start",
+    "data_end",
+    "rows",
+    "new_rows",
+    "replay_rows",
+    "trigger_reason",
+    "gate_passed",
+    "primary_metric",
+    "challenger_metric",
+    "champion_metric",
+    "champion_periods",
+    "previous_champion",
+    "train_cpu_seconds",
+    "peak_rss_mb",
+    "dag_run_id",
+    "train_fingerprint",
     "config_fingerprint",
 )
 
 
 _HISTORY_TYPES: dict[str, Any] = {
-    "rows": int, "new_rows": int, "replay_rows": int, "challenger_metric": float,
-    "champion_metric": float, "train_cpu_seconds": float, "peak_rss_mb": float,
+    "rows": int,
+    "new_rows": int,
+    "replay_rows": int,
+    "challenger_metric": float,
+    "champion_metric": float,
+    "train_cpu_seconds": float,
+    "peak_rss_mb": float,
 }
 
 
@@ -546,9 +678,12 @@ def history(registry: Registry, name: str) -> list[dict[str, Any]]:
         for key, cast in _HISTORY_TYPES.items():
             if row.get(key) not in (None, ""):
                 row[key] = cast(row[key])
-        row.update(version=info.version, aliases=info.aliases,
-                   created=datetime.fromtimestamp(info.created / 1000, UTC).isoformat(timespec="seconds"),
-                   gate_passed=info.gate_passed,
-                   champion_periods=[p.to_dict() for p in periods if p.version == info.version])
+        row.update(
+            version=info.version,
+            aliases=info.aliases,
+            created=datetime.fromtimestamp(info.created / 1000, UTC).isoformat(timespec="seconds"),
+            gate_passed=info.gate_passed,
+            champion_periods=[p.to_dict() for p in periods if p.version == info.version],
+        )
         rows.append(row)
     return rows

@@ -25,8 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["agg_figure", "default_out_dir", "log_report_to_mlflow"]
 
 
-def default_out_dir(config: PipelineConfig, analysis: str, *, now: datetime | None = None
-                    ) -> Path:
+def default_out_dir(config: PipelineConfig, analysis: str, *, now: datetime | None = None) -> Path:
     """The output folder of one run of ``analysis`` (created).
 
     Args:
@@ -54,11 +53,16 @@ def agg_figure(width: float = 11, height: float = 5.5, dpi: int = 110) -> Figure
     return fig
 
 
-def log_report_to_mlflow(experiment: str, run_name: str, files: Iterable[Path | str], *,
-                         metrics: Mapping[str, float | None] | None = None,
-                         params: Mapping[str, object] | None = None,
-                         tags: Mapping[str, str] | None = None,
-                         artifact_path: str | None = None) -> str:
+def log_report_to_mlflow(
+    experiment: str,
+    run_name: str,
+    files: Iterable[Path | str],
+    *,
+    metrics: Mapping[str, float | None] | None = None,
+    params: Mapping[str, object] | None = None,
+    tags: Mapping[str, str] | None = None,
+    artifact_path: str | None = None,
+) -> str:
     """Log one run into ``experiment`` (created if needed) on the project's MLflow.
 
     MLflow is pointed at the project's tracking server for the call only
@@ -83,12 +87,14 @@ def log_report_to_mlflow(experiment: str, run_name: str, files: Iterable[Path | 
 
     with Registry().tracking():
         if mlflow.get_experiment_by_name(experiment) is None:
-            mlflow.create_experiment(experiment,
-                                     artifact_location=settings.mlflow_artifact_location())
+            mlflow.create_experiment(
+                experiment, artifact_location=settings.mlflow_artifact_location()
+            )
         exp = mlflow.get_experiment_by_name(experiment)
         assert exp is not None
-        with mlflow.start_run(experiment_id=exp.experiment_id, run_name=run_name,
-                              tags=dict(tags or {})) as run:
+        with mlflow.start_run(
+            experiment_id=exp.experiment_id, run_name=run_name, tags=dict(tags or {})
+        ) as run:
             values = {k: float(v) for k, v in (metrics or {}).items() if v is not None}
             if values:
                 mlflow.log_metrics(values)

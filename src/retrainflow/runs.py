@@ -47,7 +47,9 @@ def parse_request(conf: dict[str, Any] | None, *, pipeline: str) -> RetrainReque
         InvalidRequestError: naming the offending field.
     """
     try:
-        return RetrainRequest.model_validate({k: v for k, v in (conf or {}).items() if v is not None})
+        return RetrainRequest.model_validate(
+            {k: v for k, v in (conf or {}).items() if v is not None}
+        )
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "conf"
@@ -59,8 +61,14 @@ def parse_request(conf: dict[str, Any] | None, *, pipeline: str) -> RetrainReque
         ) from None
 
 
-def build_context(pipeline: str, default_mode: str, conf: dict[str, Any] | None, *, run_id: str,
-                  fallback_end: date | datetime | None) -> RunContext:
+def build_context(
+    pipeline: str,
+    default_mode: str,
+    conf: dict[str, Any] | None,
+    *,
+    run_id: str,
+    fallback_end: date | datetime | None,
+) -> RunContext:
     """The :class:`RunContext` of a run from its conf and dates."""
     req = parse_request(conf, pipeline=pipeline)
     end = req.window_end
@@ -71,7 +79,11 @@ def build_context(pipeline: str, default_mode: str, conf: dict[str, Any] | None,
             )
         end = fallback_end.date() if isinstance(fallback_end, datetime) else fallback_end
     return RunContext(
-        pipeline=pipeline, run_id=run_id, window_end=end.isoformat(),
-        requested_mode=str(req.mode or default_mode), trigger_reason=req.reason, dag_run_id=run_id,
+        pipeline=pipeline,
+        run_id=run_id,
+        window_end=end.isoformat(),
+        requested_mode=str(req.mode or default_mode),
+        trigger_reason=req.reason,
+        dag_run_id=run_id,
         trigger_details={"reason_codes": req.reason_codes, **req.details},
     )

@@ -28,8 +28,12 @@ def running_stack(dag_ids: list[str]) -> Iterator[Live]:
     from retrainflow.airflow import stack
     from retrainflow.airflow.rest import AirflowClient
 
-    scfg = stack.StackConfig(api_port=free_port(), mlflow_port=free_port(),
-                             with_mlflow_server=False, with_triggerer=False)
+    scfg = stack.StackConfig(
+        api_port=free_port(),
+        mlflow_port=free_port(),
+        with_mlflow_server=False,
+        with_triggerer=False,
+    )
     info = stack.start(scfg, timeout=240)
     try:
         client = AirflowClient(info.airflow_url, info.username, info.password)
@@ -66,10 +70,15 @@ def explain_run(client: Any, dag_id: str, run_id: str) -> str:
                 except ValueError:
                     event = {"event": raw, "level": "?"}
                 if event.get("level") in ("error", "critical", "warning", "?"):
-                    lines.append(f"{log.parent.name}/{log.name}: {str(event.get('event'))[:400]} "
-                                 f"{str(event.get('error_detail', ''))[:1500]}")
+                    lines.append(
+                        f"{log.parent.name}/{log.name}: {str(event.get('event'))[:400]} "
+                        f"{str(event.get('error_detail', ''))[:1500]}"
+                    )
     scheduler_log = home / "logs" / "scheduler.log"
     if scheduler_log.is_file():
-        lines += [f"scheduler: {line[:400]}" for line in scheduler_log.read_text(errors="replace").splitlines()
-                  if run_id in line and ("ERROR" in line or "WARNING" in line or "mismatch" in line)][-20:]
+        lines += [
+            f"scheduler: {line[:400]}"
+            for line in scheduler_log.read_text(errors="replace").splitlines()
+            if run_id in line and ("ERROR" in line or "WARNING" in line or "mismatch" in line)
+        ][-20:]
     return "\n".join(lines)

@@ -47,8 +47,14 @@ def parse_dags(config_dir: Path, tmp_path: Path) -> dict:
         "RETRAINFLOW_CONFIG_DIR": str(config_dir),
         "RETRAINFLOW_HOME": str(tmp_path / "home"),
     }
-    proc = subprocess.run([sys.executable, "-c", PARSE, str(ROOT / "dags")], env=env,
-                          capture_output=True, text=True, timeout=180, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", PARSE, str(ROOT / "dags")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT"))
     return json.loads(line.removeprefix("RESULT"))
@@ -58,8 +64,10 @@ def parse_dags(config_dir: Path, tmp_path: Path) -> dict:
 def all_configs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every config of the repo and of the test fixtures in one directory."""
     d = tmp_path_factory.mktemp("configs")
-    for src in [*(ROOT / "config" / "pipelines").glob("*.yaml"),
-                *(ROOT / "tests" / "fixtures" / "pipelines").glob("*.yaml")]:
+    for src in [
+        *(ROOT / "config" / "pipelines").glob("*.yaml"),
+        *(ROOT / "tests" / "fixtures" / "pipelines").glob("*.yaml"),
+    ]:
         shutil.copy(src, d / src.name)
     return d
 
@@ -74,8 +82,16 @@ def test_no_import_errors_and_no_heavy_imports(parsed: dict) -> None:
     assert parsed["heavy"] == [], "DAG parsing must not import data/ML libraries"
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in [*(ROOT / "config" / "pipelines").glob("*.yaml"),
-                                                         *(ROOT / "tests/fixtures/pipelines").glob("*.yaml")]))
+@pytest.mark.parametrize(
+    "name",
+    sorted(
+        p.stem
+        for p in [
+            *(ROOT / "config" / "pipelines").glob("*.yaml"),
+            *(ROOT / "tests/fixtures/pipelines").glob("*.yaml"),
+        ]
+    ),
+)
 def test_every_config_yields_its_retrain_dag(parsed: dict, name: str) -> None:
     dag = parsed["dags"][f"retrain__{name}"]
     tasks = dag["tasks"]

@@ -34,7 +34,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         config_dir = home / "config"
         config_dir.mkdir()
         cfg_dict = yaml.safe_load((FIXTURES / "synthetic.yaml").read_text())
-        cfg_dict["monitoring"]["policy"]["cooldown_hours"] = 0  # isolate single flight from cooldown
+        cfg_dict["monitoring"]["policy"]["cooldown_hours"] = (
+            0  # isolate single flight from cooldown
+        )
         (config_dir / "synthetic.yaml").write_text(yaml.safe_dump(cfg_dict))
         mp.setenv("RETRAINFLOW_CONFIG_DIR", str(config_dir))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -47,8 +49,15 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         cfg = find_config("synthetic")
         seed(cfg, date(2023, 4, 30))
         # A pre-drift champion, trained in-process (the retrain DAG itself is tested elsewhere).
-        run_all(cfg, RunContext(pipeline="synthetic", run_id="seed-champion", window_end="2023-02-15",
-                                requested_mode="stateless"))
+        run_all(
+            cfg,
+            RunContext(
+                pipeline="synthetic",
+                run_id="seed-champion",
+                window_end="2023-02-15",
+                requested_mode="stateless",
+            ),
+        )
         with running_stack([RETRAIN, MONITOR]) as live:
             yield {"client": live.client, "cfg": cfg, "info": live.info, "home": home}
 
@@ -59,7 +68,9 @@ def _monitor(client, run_id: str, conf: dict) -> dict:
 
 
 def _manifest(live: dict, run_id: str) -> dict:
-    path = Path(live["cfg"].artifact_root_uri()) / "synthetic" / run_id / "monitor" / "manifest.json"
+    path = (
+        Path(live["cfg"].artifact_root_uri()) / "synthetic" / run_id / "monitor" / "manifest.json"
+    )
     return json.loads(path.read_text())
 
 
@@ -72,14 +83,28 @@ def test_wrong_credentials_fail_clearly_and_start_nothing(live: dict) -> None:
     # A connection with the right URL and a wrong password, stored in Airflow itself.
     base = live["info"].airflow_url
     host, port = base.split("://", 1)[1].split(":")
-    client.request("POST", "/api/v2/connections", json={
-        "connection_id": "retrainflow_api_bad", "conn_type": "http", "host": host, "port": int(port),
-        "login": "admin", "password": "not-the-password"})
-    final = _monitor(client, "mon_badcreds", {"check_date": "2023-04-01", "api_conn_id": "retrainflow_api_bad"})
+    client.request(
+        "POST",
+        "/api/v2/connections",
+        json={
+            "connection_id": "retrainflow_api_bad",
+            "conn_type": "http",
+            "host": host,
+            "port": int(port),
+            "login": "admin",
+            "password": "not-the-password",
+        },
+    )
+    final = _monitor(
+        client, "mon_badcreds", {"check_date": "2023-04-01", "api_conn_id": "retrainflow_api_bad"}
+    )
     assert final["state"] == "failed"
     assert _retrain_runs(client) == []
-    log = client.request("GET", f"/api/v2/dags/{MONITOR}/dagRuns/mon_badcreds/taskInstances/check/logs/1",
-                         params={"full_content": "true"})
+    log = client.request(
+        "GET",
+        f"/api/v2/dags/{MONITOR}/dagRuns/mon_badcreds/taskInstances/check/logs/1",
+        params={"full_content": "true"},
+    )
     assert "401" in json.dumps(log) and "credentials" in json.dumps(log).lower()
 
 

@@ -58,8 +58,9 @@ def _wait_for_scheduler_line(live: dict, *parts: str, timeout: float = 120) -> N
     log = live["stack"].log_dir / "scheduler.log"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if log.is_file() and any(all(p in line for p in parts)
-                                 for line in log.read_text(errors="replace").splitlines()):
+        if log.is_file() and any(
+            all(p in line for p in parts) for line in log.read_text(errors="replace").splitlines()
+        ):
             return
         time.sleep(0.5)
     pytest.fail(f"the scheduler never logged a line with {parts} in {log}")
@@ -74,12 +75,16 @@ def test_stateless_then_warm_start_through_the_scheduler(live: dict) -> None:
     from retrainflow.registry import Registry
 
     client = live["client"]
-    first = _run(client, "e2e_first", {"window_end": "2023-02-15", "mode": "stateless", "reason": "e2e"})
+    first = _run(
+        client, "e2e_first", {"window_end": "2023-02-15", "mode": "stateless", "reason": "e2e"}
+    )
     assert first["state"] == "success", explain_run(client, DAG_ID, "e2e_first")
     second = _run(client, "e2e_second", {"window_end": "2023-02-22", "reason": "e2e"})
     assert second["state"] == "success", explain_run(client, DAG_ID, "e2e_second")
     states = {ti["task_id"]: ti["state"] for ti in client.get_task_instances(DAG_ID, "e2e_second")}
-    assert states == dict.fromkeys(["pull", "validate", "features", "train", "evaluate", "promote"], "success")
+    assert states == dict.fromkeys(
+        ["pull", "validate", "features", "train", "evaluate", "promote"], "success"
+    )
 
     reg = Registry()
     versions = reg.versions("synthetic")
@@ -109,8 +114,10 @@ def test_flights_stateless_then_warm_start_and_the_champion_serves_raw_rows(live
     from retrainflow.stages.train import load_model
 
     client = live["client"]
-    for run_id, conf in (("flights_first", {"window_end": "2013-03-01", "mode": "stateless"}),
-                         ("flights_second", {"window_end": "2013-03-08", "mode": "auto"})):
+    for run_id, conf in (
+        ("flights_first", {"window_end": "2013-03-01", "mode": "stateless"}),
+        ("flights_second", {"window_end": "2013-03-08", "mode": "auto"}),
+    ):
         client.trigger_dag_run(FLIGHTS_DAG_ID, conf=conf, run_id=run_id)
         final = client.wait_for_dag_run(FLIGHTS_DAG_ID, run_id, timeout=600)
         assert final["state"] == "success", explain_run(client, FLIGHTS_DAG_ID, run_id)
@@ -124,7 +131,9 @@ def test_flights_stateless_then_warm_start_and_the_champion_serves_raw_rows(live
     root = Path(find_config("flights").artifact_root_uri()) / "flights"
     run_dir = root / champion.tags["retrain_run_id"]
     raw = pd.read_parquet(run_dir / "pull" / "holdout.parquet")
-    trained = load_model(TrainManifest.from_dict(json.loads((run_dir / "train" / "manifest.json").read_text())))
+    trained = load_model(
+        TrainManifest.from_dict(json.loads((run_dir / "train" / "manifest.json").read_text()))
+    )
     with reg.tracking():  # as a serving process would: MLflow pointed at this registry
         served = mlflow.pyfunc.load_model("models:/flights@champion").predict(raw)
     np.testing.assert_allclose(np.asarray(served), trained.predict(raw), rtol=0, atol=1e-12)
@@ -144,7 +153,9 @@ def test_user_error_fails_fast_without_retry_and_keeps_champion(live: dict) -> N
     assert tis["train"]["state"] in ("upstream_failed", None)
     after = Registry().champion("synthetic")
     assert (before and before.version) == (after and after.version)
-    report = Path(live["cfg"].artifact_root_uri()) / "synthetic" / "e2e_empty" / "pull" / "report.json"
+    report = (
+        Path(live["cfg"].artifact_root_uri()) / "synthetic" / "e2e_empty" / "pull" / "report.json"
+    )
     assert report.is_file() and '"empty_window"' in report.read_text()
 
 
@@ -183,15 +194,20 @@ def test_manual_promotion_waits_for_a_human_approval(live: dict) -> None:
 
     client = live["client"]
     run_id = "e2e_manual"
-    client.trigger_dag_run(MANUAL_DAG_ID, conf={"window_end": "2023-02-15", "mode": "stateless"}, run_id=run_id)
+    client.trigger_dag_run(
+        MANUAL_DAG_ID, conf={"window_end": "2023-02-15", "mode": "stateless"}, run_id=run_id
+    )
     deadline = time.monotonic() + 420
     states: dict = {}
     while time.monotonic() < deadline:
-        states = {ti["task_id"]: ti["state"] for ti in client.get_task_instances(MANUAL_DAG_ID, run_id)}
+        states = {
+            ti["task_id"]: ti["state"] for ti in client.get_task_instances(MANUAL_DAG_ID, run_id)
+        }
         if states.get("approve_champion") in ("awaiting_input", "deferred"):
             break
         assert client.get_dag_run(MANUAL_DAG_ID, run_id)["state"] != "failed", explain_run(
-            client, MANUAL_DAG_ID, run_id)
+            client, MANUAL_DAG_ID, run_id
+        )
         time.sleep(2)
     else:
         pytest.fail(f"approval never requested: {states}")
@@ -199,14 +215,23 @@ def test_manual_promotion_waits_for_a_human_approval(live: dict) -> None:
     # otherwise: an answer within that window resumes the task, and the late "success" of
     # the parked process then makes the scheduler fail the resumed run as "killed
     # externally" (a person never answers within that second; this test did, in CI).
-    _wait_for_scheduler_line(live, "TaskInstance Finished", "task_id=approve_champion",
-                             f"run_id={run_id}", "state=awaiting_input")
+    _wait_for_scheduler_line(
+        live,
+        "TaskInstance Finished",
+        "task_id=approve_champion",
+        f"run_id={run_id}",
+        "state=awaiting_input",
+    )
     # Registered and challenger, but not champion until a person says so.
     reg = Registry()
     assert reg.by_alias("synthmanual", "challenger").version == "1"
     assert reg.champion("synthmanual") is None
-    client.request("PATCH", f"/api/v2/dags/{MANUAL_DAG_ID}/dagRuns/{run_id}/taskInstances/"
-                            "approve_champion/-1/hitlDetails", json={"chosen_options": ["Approve"]})
+    client.request(
+        "PATCH",
+        f"/api/v2/dags/{MANUAL_DAG_ID}/dagRuns/{run_id}/taskInstances/"
+        "approve_champion/-1/hitlDetails",
+        json={"chosen_options": ["Approve"]},
+    )
     final = client.wait_for_dag_run(MANUAL_DAG_ID, run_id, timeout=300)
     assert final["state"] == "success", explain_run(client, MANUAL_DAG_ID, run_id)
     champion = reg.champion("synthmanual")

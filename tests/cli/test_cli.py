@@ -376,7 +376,9 @@ def test_history_table(two_versions: Path, cli: Cli) -> None:
     assert "data_end" in title
     assert header.split() == ["seq", "version", "since", "until", "data_end", "reason"]
     assert [r.split()[:2] + r.split()[3:5] for r in rows] == [
-        ["1", "1", rows[1].split()[2], "2023-02-10"], ["2", "2", "(serving)", "2023-02-17"]]
+        ["1", "1", rows[1].split()[2], "2023-02-10"],
+        ["2", "2", "(serving)", "2023-02-17"],
+    ]
 
 
 def test_rollback_to_previous_champion(two_versions: Path, cli: Cli) -> None:
@@ -419,8 +421,18 @@ def test_rollbacks_keep_every_champion_period(two_versions: Path, cli: Cli) -> N
     assert cli("rollback", "synthetic").code == 0
     payload = json.loads(cli("history", "synthetic", "--json").out)
     periods = payload["champion_periods"]
-    assert [(p["seq"], p["version"]) for p in periods] == [(1, "1"), (2, "2"), (3, "1"), (4, "2"), (5, "1")]
-    assert [p["reason"] for p in periods[2:]] == ["rollback from 2", "rollback from 1", "rollback from 2"]
+    assert [(p["seq"], p["version"]) for p in periods] == [
+        (1, "1"),
+        (2, "2"),
+        (3, "1"),
+        (4, "2"),
+        (5, "1"),
+    ]
+    assert [p["reason"] for p in periods[2:]] == [
+        "rollback from 2",
+        "rollback from 1",
+        "rollback from 2",
+    ]
     for p, following in zip(periods, periods[1:], strict=False):
         assert p["since"] <= p["until"] == following["since"]
     assert periods[-1]["until"] is None

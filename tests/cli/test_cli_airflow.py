@@ -23,7 +23,9 @@ CLI = str(Path(sys.executable).parent / "retrainflow")
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW_TRACKING"))}
     env.update(RETRAINFLOW_HOME=str(home), RETRAINFLOW_CONFIG_DIR=str(FIXTURES))
-    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run(
+        [CLI, *args], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
 
 
 def test_retrain_then_monitor_from_the_command_line(tmp_path: Path) -> None:
@@ -37,7 +39,7 @@ def test_retrain_then_monitor_from_the_command_line(tmp_path: Path) -> None:
 
     out = _cli(tmp_path, "monitor", "synthetic", "--date", "2023-04-01", "--no-trigger", "--json")
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    payload = json.loads(out.stdout[out.stdout.index("{"):])
+    payload = json.loads(out.stdout[out.stdout.index("{") :])
     check = payload["check"]
     assert payload["state"] == "success"
     assert check["champion_version"] == "1"

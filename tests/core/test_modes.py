@@ -13,8 +13,12 @@ D = date.fromisoformat
 
 
 def _champ(**kw) -> ChampionFacts:
-    base = {"version": "7", "estimator": "lightgbm", "data_end": D("2023-02-10"),
-            "warm_starts_since_full": 0}
+    base = {
+        "version": "7",
+        "estimator": "lightgbm",
+        "data_end": D("2023-02-10"),
+        "warm_starts_since_full": 0,
+    }
     return ChampionFacts(**{**base, **kw})
 
 
@@ -30,7 +34,12 @@ TRAIN_END = D("2023-03-01")
         ("auto", _champ(warm_starts_since_full=1), {}, ("warm_start", "warm start 2 of 2")),
         ("auto", _champ(warm_starts_since_full=2), {}, ("stateless", "2 warm starts")),
         ("auto", _champ(warm_starts_since_full=5), {}, ("stateless", "5 warm starts")),
-        ("auto", _champ(warm_starts_since_full=5), {"max_warm_starts": 9}, ("warm_start", "6 of 9")),
+        (
+            "auto",
+            _champ(warm_starts_since_full=5),
+            {"max_warm_starts": 9},
+            ("warm_start", "6 of 9"),
+        ),
         ("auto", _champ(estimator="random_forest"), {}, ("stateless", "another estimator")),
         ("auto", _champ(data_end=None), {}, ("stateless", "data end is unknown")),
         ("warm_start", _champ(warm_starts_since_full=9), {}, ("warm_start", "requested")),

@@ -43,20 +43,27 @@ def _tiny_parquet() -> bytes:
     rng = np.random.default_rng(7)
     stamps = sorted(
         datetime.combine(day, datetime.min.time()) + timedelta(minutes=int(m))
-        for day in DAYS for m in rng.integers(0, 24 * 60, ROWS_PER_DAY)
+        for day in DAYS
+        for m in rng.integers(0, 24 * 60, ROWS_PER_DAY)
     )
     stamps.append(datetime(2001, 7, 1))  # a June 30 flight that left at midnight: dropped
     n = len(stamps)
     origin = rng.choice(AIRPORTS, n)
-    dest = np.array([AIRPORTS[(AIRPORTS.index(o) + int(k)) % len(AIRPORTS)]
-                     for o, k in zip(origin, rng.integers(1, len(AIRPORTS), n), strict=True)])
-    table = pa.table({
-        "date": pa.array(stamps, type=pa.timestamp("us")),
-        "delay": pa.array(rng.integers(-40, 120, n), type=pa.int64()),
-        "distance": pa.array(rng.integers(30, 4900, n), type=pa.int64()),
-        "origin": pa.array(origin, type=pa.large_string()),
-        "destination": pa.array(dest, type=pa.large_string()),
-    })
+    dest = np.array(
+        [
+            AIRPORTS[(AIRPORTS.index(o) + int(k)) % len(AIRPORTS)]
+            for o, k in zip(origin, rng.integers(1, len(AIRPORTS), n), strict=True)
+        ]
+    )
+    table = pa.table(
+        {
+            "date": pa.array(stamps, type=pa.timestamp("us")),
+            "delay": pa.array(rng.integers(-40, 120, n), type=pa.int64()),
+            "distance": pa.array(rng.integers(30, 4900, n), type=pa.int64()),
+            "origin": pa.array(origin, type=pa.large_string()),
+            "destination": pa.array(dest, type=pa.large_string()),
+        }
+    )
     buf = io.BytesIO()
     pq.write_table(table, buf)
     return buf.getvalue()
@@ -119,8 +126,10 @@ def npm(tmp_path: Path, tiny: bytes, home: Path, monkeypatch: pytest.MonkeyPatch
     """RETRAINFLOW_NPM -> a fake npm serving a package that holds the tiny file."""
     tools = tmp_path / "tools"
     tools.mkdir()
-    pkg = _tgz(tmp_path / "pkg.tgz", {"package/package.json": b'{"name": "vega-datasets"}',
-                                      f3.TARBALL_MEMBER: tiny})
+    pkg = _tgz(
+        tmp_path / "pkg.tgz",
+        {"package/package.json": b'{"name": "vega-datasets"}', f3.TARBALL_MEMBER: tiny},
+    )
     script = _fake_npm(tools, pkg)
     monkeypatch.setenv(f3.NPM_ENV, str(script))
     return script
@@ -141,8 +150,9 @@ def test_fetch_places_the_file(home: Path, npm: Path, tiny: bytes, tiny_sha: str
     assert _calls(npm) == ["pack vega-datasets@3.2.1 --ignore-scripts"]
 
 
-def test_second_fetch_is_a_no_op(home: Path, npm: Path, tiny_sha: str,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_second_fetch_is_a_no_op(
+    home: Path, npm: Path, tiny_sha: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = f3.fetch_flights3m(expected_sha256=tiny_sha)
     mtime = path.stat().st_mtime_ns
     monkeypatch.setenv(f3.NPM_ENV, str(home / "no-such-npm"))  # npm is not even needed
@@ -151,7 +161,9 @@ def test_second_fetch_is_a_no_op(home: Path, npm: Path, tiny_sha: str,
     assert len(_calls(npm)) == 1
 
 
-def test_a_file_with_other_content_is_replaced(home: Path, npm: Path, tiny: bytes, tiny_sha: str) -> None:
+def test_a_file_with_other_content_is_replaced(
+    home: Path, npm: Path, tiny: bytes, tiny_sha: str
+) -> None:
     f3.raw_path().parent.mkdir(parents=True)
     f3.raw_path().write_bytes(b"truncated download")
     assert f3.fetch_flights3m(expected_sha256=tiny_sha).read_bytes() == tiny
@@ -179,8 +191,9 @@ def test_hash_mismatch_keeps_an_existing_file(home: Path, npm: Path) -> None:
     assert [p.name for p in f3.raw_path().parent.iterdir()] == ["flights-3m.parquet"]
 
 
-def test_file_missing_from_the_tarball(home: Path, tmp_path: Path, tiny: bytes,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_missing_from_the_tarball(
+    home: Path, tmp_path: Path, tiny: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pkg = _tgz(tmp_path / "other.tgz", {"package/data/flights-2k.json": b"[]"})
     monkeypatch.setenv(f3.NPM_ENV, str(_fake_npm(tmp_path, pkg)))
     with pytest.raises(f3.FetchError) as info:
@@ -190,8 +203,9 @@ def test_file_missing_from_the_tarball(home: Path, tmp_path: Path, tiny: bytes,
     _nothing_installed(home)
 
 
-def test_a_link_in_place_of_the_file_is_refused(home: Path, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_link_in_place_of_the_file_is_refused(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pkg = _tgz(tmp_path / "evil.tgz", {}, symlink=f3.TARBALL_MEMBER)
     monkeypatch.setenv(f3.NPM_ENV, str(_fake_npm(tmp_path, pkg)))
     with pytest.raises(f3.FetchError, match="not a regular file"):
@@ -216,7 +230,9 @@ def test_npm_missing(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         f3.fetch_flights3m()
 
 
-def test_npm_failure_is_reported(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_npm_failure_is_reported(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(f3.NPM_ENV, str(_fake_npm(tmp_path, None, fail=True)))
     with pytest.raises(f3.FetchError) as info:
         f3.fetch_flights3m()
@@ -234,7 +250,9 @@ def test_load_without_the_file_says_how_to_get_it(home: Path) -> None:
     assert "`retrainflow fetch-data flights3m`" in info.value.message
 
 
-def test_load_refuses_a_file_that_is_not_the_pinned_one(home: Path, npm: Path, tiny_sha: str) -> None:
+def test_load_refuses_a_file_that_is_not_the_pinned_one(
+    home: Path, npm: Path, tiny_sha: str
+) -> None:
     f3.fetch_flights3m(expected_sha256=tiny_sha)
     with pytest.raises(f3.DatasetNotFetchedError, match="is not the pinned flights3m file"):
         f3.load_flights3m()
@@ -283,8 +301,9 @@ def test_config_matches_the_frame(home: Path, npm: Path, tiny_sha: str) -> None:
 
 
 # -- seed and the command line ----------------------------------------------------------------------
-def test_seed_writes_day_partitions(home: Path, npm: Path, tiny_sha: str,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_seed_writes_day_partitions(
+    home: Path, npm: Path, tiny_sha: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert DATASETS["flights3m"] is f3.load_flights3m
     f3.fetch_flights3m(expected_sha256=tiny_sha)
     monkeypatch.setattr(f3, "SHA256", tiny_sha)  # the registered loader checks the pinned hash
@@ -305,8 +324,13 @@ def test_seed_writes_day_partitions(home: Path, npm: Path, tiny_sha: str,
     pd.testing.assert_frame_equal(day, expected)  # dtypes survive the lake (int16, str, ns)
 
 
-def test_cli_fetch_then_seed(home: Path, npm: Path, tiny_sha: str, monkeypatch: pytest.MonkeyPatch,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_fetch_then_seed(
+    home: Path,
+    npm: Path,
+    tiny_sha: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["seed", "flights3m", "--until", "2001-01-02"]) == 1
     assert "retrainflow fetch-data flights3m" in capsys.readouterr().err
 

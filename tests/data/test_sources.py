@@ -478,7 +478,10 @@ def test_count_rows_matches_the_rows_read(tmp_path) -> None:
 
     source = ParquetLakeSource(tmp_path / "lake", "ts")
     source.write_frame(make_synthetic(date(2023, 1, 1), 5, 50, drift_day=None, seed=1))
-    for start, end in ((date(2023, 1, 1), date(2023, 1, 6)), (date(2023, 1, 2), date(2023, 1, 4)),
-                       (date(2023, 1, 4), date(2023, 1, 4))):
+    for start, end in (
+        (date(2023, 1, 1), date(2023, 1, 6)),
+        (date(2023, 1, 2), date(2023, 1, 4)),
+        (date(2023, 1, 4), date(2023, 1, 4)),
+    ):
         assert source.count_rows(start, end) == len(source.read_window(start, end))
     assert source.count_rows(date(2023, 1, 2), date(2023, 1, 4)) == 100

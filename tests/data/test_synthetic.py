@@ -35,7 +35,9 @@ def test_columns_and_dtypes() -> None:
     assert f["ts"].dtype == "datetime64[ns]"
     assert f["ts"].is_monotonic_increasing
     assert f.groupby(f["ts"].dt.date).size().to_dict() == {
-        date(2023, 1, 1): 50, date(2023, 1, 2): 50, date(2023, 1, 3): 50
+        date(2023, 1, 1): 50,
+        date(2023, 1, 2): 50,
+        date(2023, 1, 3): 50,
     }
     assert f["ts"].dt.hour.nunique() > 12  # spread over the day
     assert set(f["segment"]) == {"a", "b", "c"}
@@ -100,8 +102,13 @@ def test_regression_variant() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"days": -1}, {"rows_per_day": 0}, {"drift_day": -2}, {"drift_strength": 1.5},
-     {"task": "ranking"}],
+    [
+        {"days": -1},
+        {"rows_per_day": 0},
+        {"drift_day": -2},
+        {"drift_strength": 1.5},
+        {"task": "ranking"},
+    ],
 )
 def test_bad_arguments(kwargs: dict) -> None:
     args = {"start": START, "days": 2, "rows_per_day": 10, "drift_day": None, "seed": 0} | kwargs

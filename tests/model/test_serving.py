@@ -53,8 +53,9 @@ def test_version_uri_and_alias_agree(trained, champion, raw_rows) -> None:
     by_version = mlflow.pyfunc.load_model(f"models:/synthetic/{run.promote.version}")
     np.testing.assert_array_equal(served.predict(raw_rows), by_version.predict(raw_rows))
     challenger = mlflow.pyfunc.load_model("models:/synthetic@challenger")
-    np.testing.assert_array_equal(challenger.predict(raw_rows),
-                                  load_model(trained.warm.train).predict(raw_rows))
+    np.testing.assert_array_equal(
+        challenger.predict(raw_rows), load_model(trained.warm.train).predict(raw_rows)
+    )
 
 
 def test_extra_columns_and_column_order_do_not_matter(champion, raw_rows) -> None:

@@ -39,9 +39,13 @@ def shifted(helpers, frames) -> DriftResult:
     ref, cur = frames
     rng = np.random.default_rng(0)
     return compute_drift(
-        helpers.config_with(), ref, cur,
-        reference_scores=rng.beta(2, 5, len(ref)), current_scores=rng.beta(5, 2, len(cur)),
-        labelled=True, render_html=False,
+        helpers.config_with(),
+        ref,
+        cur,
+        reference_scores=rng.beta(2, 5, len(ref)),
+        current_scores=rng.beta(5, 2, len(cur)),
+        labelled=True,
+        render_html=False,
     )
 
 
@@ -61,8 +65,14 @@ def test_synthetic_shift_is_detected(shifted: DriftResult) -> None:
 def test_unshifted_scores_are_not_prediction_drift(helpers, frames) -> None:
     ref, cur = frames
     rng = np.random.default_rng(1)
-    result = compute_drift(helpers.config_with(), ref, cur, reference_scores=rng.beta(2, 5, len(ref)),
-                           current_scores=rng.beta(2, 5, len(cur)), render_html=False)
+    result = compute_drift(
+        helpers.config_with(),
+        ref,
+        cur,
+        reference_scores=rng.beta(2, 5, len(ref)),
+        current_scores=rng.beta(2, 5, len(cur)),
+        render_html=False,
+    )
     assert result.prediction_drift is not None and not result.prediction_drift.drifted
     assert result.target_drift is None and result.performance is None
 
@@ -77,8 +87,10 @@ def test_false_positive_rate_on_iid_halves(helpers, record_property) -> None:
     """
     # K-S is numeric-only: the categorical columns name Evidently's default at this size.
     js = {"method": "jensenshannon"}
-    ks = {"monitoring.drift.method": "ks",
-          "monitoring.drift.columns": {"segment": js, "channel": js}}
+    ks = {
+        "monitoring.drift.method": "ks",
+        "monitoring.drift.columns": {"segment": js, "channel": js},
+    }
     configs = {"default": helpers.config_with(), "ks": helpers.config_with(ks)}
     rates: dict[str, dict[str, float]] = {}
     for name, cfg in configs.items():
@@ -99,10 +111,17 @@ def test_false_positive_rate_on_iid_halves(helpers, record_property) -> None:
 
 def test_per_column_override_is_used(helpers, frames) -> None:
     ref, cur = frames
-    cfg = helpers.config_with({"monitoring.drift.method": "ks", "monitoring.drift.columns": {
-        "x1": {"method": "psi", "threshold": 0.2}, "segment": {"method": "chisquare"},
-        "x3": {"threshold": 0.01}, "channel": {"method": "jensenshannon"},
-    }})
+    cfg = helpers.config_with(
+        {
+            "monitoring.drift.method": "ks",
+            "monitoring.drift.columns": {
+                "x1": {"method": "psi", "threshold": 0.2},
+                "segment": {"method": "chisquare"},
+                "x3": {"threshold": 0.01},
+                "channel": {"method": "jensenshannon"},
+            },
+        }
+    )
     result = compute_drift(cfg, ref, cur, render_html=False)
     x1, seg, x2, x3, chan = (result.columns[c] for c in ("x1", "segment", "x2", "x3", "channel"))
     assert (x1.method, x1.threshold, x1.drift_when) == ("psi", 0.2, "at_or_above")
@@ -115,8 +134,11 @@ def test_per_column_override_is_used(helpers, frames) -> None:
 
 def test_override_with_a_test_of_the_wrong_type_is_refused(helpers) -> None:
     """Refused by the config itself (so ``validate-config`` reports it), before any data is read."""
-    with pytest.raises(ConfigError, match=r"drift\.columns\.segment\.method.*'ks' does not support "
-                                          r"categorical columns"):
+    with pytest.raises(
+        ConfigError,
+        match=r"drift\.columns\.segment\.method.*'ks' does not support "
+        r"categorical columns",
+    ):
         helpers.config_with({"monitoring.drift.columns": {"segment": {"method": "ks"}}})
 
 
@@ -139,7 +161,9 @@ def test_labelled_adds_target_drift_and_performance(shifted: DriftResult) -> Non
 
 def test_save_writes_html_and_summary(helpers, frames, tmp_path) -> None:
     ref, cur = frames
-    result = compute_drift(helpers.config_with(), ref.iloc[:3000], cur.iloc[:3000], render_html=True)
+    result = compute_drift(
+        helpers.config_with(), ref.iloc[:3000], cur.iloc[:3000], render_html=True
+    )
     paths = save(result, StageDir(tmp_path / "monitor"))
     assert set(paths) == {"summary", "html"}
     assert json.loads(Path(paths["summary"]).read_text())["html_rendered"] is True

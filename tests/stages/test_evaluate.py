@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from retrainflow.core.metrics import compute_metrics, gate, slice_metrics
 from retrainflow.registry import Registry
 from retrainflow.stages import evaluate
-from retrainflow.core.metrics import compute_metrics, gate, slice_metrics
 from retrainflow.stages.train import load_model
 
 CLS = {"roc_auc": 0.80, "log_loss": 0.45, "accuracy": 0.75, "f1": 0.70, "brier": 0.15}
@@ -24,7 +24,9 @@ def m(**changes: float) -> dict[str, float]:
 
 
 # (evaluation overrides, challenger, champion, passed, a reason fragment)
-GATE_CASES: list[tuple[str, dict[str, Any], dict[str, float], dict[str, float] | None, bool, str]] = [
+GATE_CASES: list[
+    tuple[str, dict[str, Any], dict[str, float], dict[str, float] | None, bool, str]
+] = [
     ("higher-better wins", {}, m(roc_auc=0.81), m(), True, "+0.0100"),
     ("higher-better ties", {}, m(), m(), True, "+0.0000 (>= min_delta 0.0)"),
     ("higher-better loses", {}, m(roc_auc=0.79), m(), False, "-0.0100 (< min_delta"),
@@ -33,34 +35,90 @@ GATE_CASES: list[tuple[str, dict[str, Any], dict[str, float], dict[str, float] |
     ("negative min_delta tolerates a loss", {"min_delta": -0.05}, m(roc_auc=0.78), m(), True, ""),
     ("lower-better wins", {"primary_metric": "log_loss"}, m(log_loss=0.40), m(), True, "+0.0500"),
     ("lower-better loses", {"primary_metric": "log_loss"}, m(log_loss=0.50), m(), False, "-0.0500"),
-    ("lower-better min_delta", {"primary_metric": "brier", "min_delta": 0.01},
-     m(brier=0.145), m(), False, "< min_delta 0.01"),
-    ("guardrail within tolerance", {"guardrails": {"log_loss": 0.02}},
-     m(roc_auc=0.81, log_loss=0.46), m(), True, "within tolerance 0.02"),
-    ("guardrail beyond tolerance", {"guardrails": {"log_loss": 0.02}},
-     m(roc_auc=0.81, log_loss=0.48), m(), False, "beyond tolerance 0.02"),
-    ("higher-better guardrail", {"guardrails": {"accuracy": 0.01}},
-     m(roc_auc=0.81, accuracy=0.73), m(), False, "guardrail accuracy"),
-    ("guardrail improved", {"guardrails": {"log_loss": 0.0}},
-     m(roc_auc=0.81, log_loss=0.30), m(), True, "within tolerance 0.0"),
-    ("floor met, no champion", {"floors": {"roc_auc": 0.6}}, m(), None, True,
-     "no champion yet"),
-    ("floor missed, no champion", {"floors": {"roc_auc": 0.85}}, m(), None, False,
-     "misses the floor 0.85"),
-    ("ceiling missed", {"floors": {"roc_auc": 0.6, "brier": 0.1}}, m(), None, False,
-     "misses the ceiling 0.1"),
+    (
+        "lower-better min_delta",
+        {"primary_metric": "brier", "min_delta": 0.01},
+        m(brier=0.145),
+        m(),
+        False,
+        "< min_delta 0.01",
+    ),
+    (
+        "guardrail within tolerance",
+        {"guardrails": {"log_loss": 0.02}},
+        m(roc_auc=0.81, log_loss=0.46),
+        m(),
+        True,
+        "within tolerance 0.02",
+    ),
+    (
+        "guardrail beyond tolerance",
+        {"guardrails": {"log_loss": 0.02}},
+        m(roc_auc=0.81, log_loss=0.48),
+        m(),
+        False,
+        "beyond tolerance 0.02",
+    ),
+    (
+        "higher-better guardrail",
+        {"guardrails": {"accuracy": 0.01}},
+        m(roc_auc=0.81, accuracy=0.73),
+        m(),
+        False,
+        "guardrail accuracy",
+    ),
+    (
+        "guardrail improved",
+        {"guardrails": {"log_loss": 0.0}},
+        m(roc_auc=0.81, log_loss=0.30),
+        m(),
+        True,
+        "within tolerance 0.0",
+    ),
+    ("floor met, no champion", {"floors": {"roc_auc": 0.6}}, m(), None, True, "no champion yet"),
+    (
+        "floor missed, no champion",
+        {"floors": {"roc_auc": 0.85}},
+        m(),
+        None,
+        False,
+        "misses the floor 0.85",
+    ),
+    (
+        "ceiling missed",
+        {"floors": {"roc_auc": 0.6, "brier": 0.1}},
+        m(),
+        None,
+        False,
+        "misses the ceiling 0.1",
+    ),
     ("ceiling met", {"floors": {"brier": 0.2}}, m(), None, True, "meets the ceiling 0.2"),
-    ("floor missed despite beating champion", {"floors": {"roc_auc": 0.9}},
-     m(roc_auc=0.85), m(), False, "misses the floor 0.9"),
+    (
+        "floor missed despite beating champion",
+        {"floors": {"roc_auc": 0.9}},
+        m(roc_auc=0.85),
+        m(),
+        False,
+        "misses the floor 0.9",
+    ),
     ("no champion, no floors", {"floors": {}}, m(), None, True, "warning: no floors configured"),
     ("NaN primary metric", {}, m(roc_auc=math.nan), m(), False, "undefined"),
-    ("NaN primary metric, no champion", {"floors": {}}, m(roc_auc=math.nan), None, False,
-     "undefined"),
+    (
+        "NaN primary metric, no champion",
+        {"floors": {}},
+        m(roc_auc=math.nan),
+        None,
+        False,
+        "undefined",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("overrides", "challenger", "champion", "passed", "reason"),
-                         [c[1:] for c in GATE_CASES], ids=[c[0] for c in GATE_CASES])
+@pytest.mark.parametrize(
+    ("overrides", "challenger", "champion", "passed", "reason"),
+    [c[1:] for c in GATE_CASES],
+    ids=[c[0] for c in GATE_CASES],
+)
 def test_gate(helpers, overrides, challenger, champion, passed, reason) -> None:
     defaults = {"min_delta": 0.0, "guardrails": {}, "floors": {}, "primary_metric": "roc_auc"}
     cfg = helpers.config_with({f"evaluation.{k}": v for k, v in {**defaults, **overrides}.items()})
@@ -85,11 +143,16 @@ REG = {"rmse": 2.0, "mae": 1.5, "r2": 0.8}
 def test_gate_regression(helpers, challenger, floors, passed) -> None:
     columns = helpers.synthetic_dict()["expectations"]["columns"]
     columns.pop("label")
-    cfg = helpers.config_with({
-        "task": "regression", "target": "y", "expectations.columns": columns,
-        "evaluation.primary_metric": "rmse", "evaluation.guardrails": {},
-        "evaluation.floors": floors,
-    })
+    cfg = helpers.config_with(
+        {
+            "task": "regression",
+            "target": "y",
+            "expectations.columns": columns,
+            "evaluation.primary_metric": "rmse",
+            "evaluation.guardrails": {},
+            "evaluation.floors": floors,
+        }
+    )
     assert cfg.lower_is_better
     assert gate(cfg, challenger, REG)[0] is passed
 
@@ -113,8 +176,11 @@ def test_first_run_verdict(trained) -> None:
     assert v.champion is None and v.champion_version is None
     assert v.passed and any("no champion yet" in r for r in v.reasons)
     assert v.primary_metric == "roc_auc" and v.challenger["roc_auc"] > 0.8
-    assert v.thresholds == {"min_delta": 0.0, "guardrails": {"log_loss": 0.02},
-                            "floors": {"roc_auc": 0.6}}
+    assert v.thresholds == {
+        "min_delta": 0.0,
+        "guardrails": {"log_loss": 0.02},
+        "floors": {"roc_auc": 0.6},
+    }
     assert v.rows == trained.stateless.pull.holdout.rows
     on_disk = json.loads(Path(v.report_uri).read_text())
     assert on_disk["passed"] is True and on_disk["challenger"]["roc_auc"] == v.challenger["roc_auc"]
@@ -161,13 +227,15 @@ def test_small_slices_are_left_out(trained, helpers) -> None:
     value = next(iter(out["segment"]))
     mask = (holdout["segment"] == value).to_numpy()
     assert out["segment"][value]["challenger"] == pytest.approx(
-        compute_metrics("binary_classification", y[mask], scores["challenger"][mask])["roc_auc"])
+        compute_metrics("binary_classification", y[mask], scores["challenger"][mask])["roc_auc"]
+    )
 
 
 def test_evaluate_run_against_current_champion(trained_fork) -> None:
     trained = trained_fork
-    again = evaluate.run(trained.config, trained.stateless.pull, trained.stateless.train,
-                         registry=Registry())
+    again = evaluate.run(
+        trained.config, trained.stateless.pull, trained.stateless.train, registry=Registry()
+    )
     assert again.report_uri.startswith(str(trained.root))
     # now version 1 is champion: the stateless challenger is compared with itself
     assert again.champion_version == "1"

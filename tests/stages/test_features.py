@@ -63,29 +63,39 @@ def test_warm_start_matrix_is_encoded_by_the_parent(trained) -> None:
 
 @pytest.fixture
 def raw() -> pd.DataFrame:
-    return pd.DataFrame({
-        "ts": pd.to_datetime(["2023-01-02 03:00", "2023-01-03 04:00", "2023-01-04 05:00",
-                              "2023-01-05 06:00"]),
-        "x1": [1.0, 2.0, 3.0, 4.0],
-        "x2": [0.5, -0.5, 1.5, 2.5],
-        "segment": ["a", "b", "a", "b"],
-        "label": [0, 1, 0, 1],
-    })
+    return pd.DataFrame(
+        {
+            "ts": pd.to_datetime(
+                ["2023-01-02 03:00", "2023-01-03 04:00", "2023-01-04 05:00", "2023-01-05 06:00"]
+            ),
+            "x1": [1.0, 2.0, 3.0, 4.0],
+            "x2": [0.5, -0.5, 1.5, 2.5],
+            "segment": ["a", "b", "a", "b"],
+            "label": [0, 1, 0, 1],
+        }
+    )
 
 
 def _transformer(encoding: str) -> FeatureTransformer:
-    return FeatureTransformer(numeric=["x1", "x2"], categorical=["segment"], time_column="ts",
-                              time_parts=["hour"], encoding=encoding)
+    return FeatureTransformer(
+        numeric=["x1", "x2"],
+        categorical=["segment"],
+        time_column="ts",
+        time_parts=["hour"],
+        encoding=encoding,
+    )
 
 
 def test_ordinal_unseen_category_and_nulls(raw) -> None:
     t = _transformer("ordinal").fit(raw)
-    new = pd.DataFrame({
-        "ts": pd.to_datetime(["2023-02-01 07:00", "2023-02-01 08:00", "2023-02-01 09:00"]),
-        "x1": [1.0, None, 3.0],
-        "x2": [0.0, 1.0, None],
-        "segment": ["zzz", None, "b"],
-    })
+    new = pd.DataFrame(
+        {
+            "ts": pd.to_datetime(["2023-02-01 07:00", "2023-02-01 08:00", "2023-02-01 09:00"]),
+            "x1": [1.0, None, 3.0],
+            "x2": [0.0, 1.0, None],
+            "segment": ["zzz", None, "b"],
+        }
+    )
     out = t.transform(new)
     assert list(out.columns) == ["x1", "x2", "ts_hour", "segment"]
     assert np.isnan(out.loc[0, "segment"])  # unseen category -> NaN
@@ -98,19 +108,22 @@ def test_ordinal_unseen_category_and_nulls(raw) -> None:
 def test_ordinal_null_category_seen_in_training(raw) -> None:
     raw.loc[3, "segment"] = None
     t = _transformer("ordinal").fit(raw)
-    out = t.transform(pd.DataFrame({"ts": raw["ts"][:1], "x1": [1.0], "x2": [1.0],
-                                    "segment": [None]}))
+    out = t.transform(
+        pd.DataFrame({"ts": raw["ts"][:1], "x1": [1.0], "x2": [1.0], "segment": [None]})
+    )
     assert not np.isnan(out.loc[0, "segment"])  # '__missing__' is a known category now
 
 
 def test_onehot_unseen_category_and_nulls() -> None:
     n = 50
-    raw = pd.DataFrame({
-        "ts": pd.date_range("2023-01-01", periods=2 * n, freq="h"),
-        "x1": np.arange(2 * n, dtype=float),
-        "x2": np.ones(2 * n),
-        "segment": ["a"] * n + ["b"] * n,
-    })
+    raw = pd.DataFrame(
+        {
+            "ts": pd.date_range("2023-01-01", periods=2 * n, freq="h"),
+            "x1": np.arange(2 * n, dtype=float),
+            "x2": np.ones(2 * n),
+            "segment": ["a"] * n + ["b"] * n,
+        }
+    )
     t = _transformer("onehot").fit(raw)
     new = raw.iloc[:2].copy()
     new["segment"] = ["zzz", None]

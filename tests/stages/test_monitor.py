@@ -55,7 +55,10 @@ def test_no_drift_before_the_drift_point(trained_fork: Trained) -> None:
     assert m.check["dataset_drift"] is False
     assert m.decision["trigger"] is False and trig.calls == []
     assert m.report_uri and Path(m.report_uri).is_file()
-    assert json.loads(Path(m.summary_uri).read_text())["drift"]["drift_share"] == m.check["drift_share"]
+    assert (
+        json.loads(Path(m.summary_uri).read_text())["drift"]["drift_share"]
+        == m.check["drift_share"]
+    )
 
 
 def test_drift_after_the_drift_point_triggers_a_retrain(trained_fork: Trained) -> None:
@@ -69,7 +72,7 @@ def test_drift_after_the_drift_point_triggers_a_retrain(trained_fork: Trained) -
     assert m.decision["trigger"] is True
     assert "drift" in m.decision["reasons"]
     assert m.triggered_run_id == retrain_run_id("post") and m.trigger_status == "created"
-    (run_id, conf), = trig.calls
+    ((run_id, conf),) = trig.calls
     assert conf["window_end"] == POST_DRIFT and conf["reason_codes"] == m.decision["reasons"]
     assert conf["mode"] == m.decision["mode"] and conf["details"]["report_uri"] == m.report_uri
     # the retrain DAG's typed conf accepts what the monitor sends
@@ -87,7 +90,10 @@ def test_a_retried_check_triggers_the_same_run_once(trained_fork: Trained) -> No
     first = _check("again", POST_DRIFT, trig)
     second = _check("again", POST_DRIFT, trig)
     assert first.triggered_run_id == second.triggered_run_id
-    assert [status for status in (first.trigger_status, second.trigger_status)] == ["created", "exists"]
+    assert [status for status in (first.trigger_status, second.trigger_status)] == [
+        "created",
+        "exists",
+    ]
     assert len(trig.started) == 1
     assert len(CheckLedger(trained_fork.config.artifact_root_uri(), "synthetic").entries()) == 1
 
@@ -108,7 +114,9 @@ def test_no_trigger_flag_decides_but_starts_nothing(trained_fork: Trained) -> No
     trig = RecordingTrigger()
     m = _check("dry", POST_DRIFT, trig, trigger_enabled=False)
     assert m.decision["trigger"] is True
-    assert m.trigger_status == "trigger disabled" and m.triggered_run_id is None and trig.calls == []
+    assert (
+        m.trigger_status == "trigger disabled" and m.triggered_run_id is None and trig.calls == []
+    )
 
 
 def test_each_check_is_logged_to_the_monitoring_experiment(trained_fork: Trained) -> None:
@@ -133,3 +141,32 @@ def test_without_a_champion_the_policy_asks_for_a_first_model(seeded: Any) -> No
     assert m.champion_version is None
     assert m.decision["trigger"] is True and m.decision["reasons"] == ["no_champion"]
     assert m.decision["mode"] == "stateless" and len(trig.calls) == 1
+
+
+def test_an_mlflow_outage_fails_the_check_instead_of_asking_for_a_first_model(
+    trained_fork: Trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 7, finding 8: an unreachable registry used to read as "no champion", and the
+    policy then fired a ``no_champion`` stateless retrain."""
+    import socket
+
+    from retrainflow.config import find_config
+    from retrainflow.exceptions import RegistryUnavailableError, UserError
+    from retrainflow.monitoring.ledger import CheckLedger
+    from retrainflow.registry import Registry
+    from retrainflow.stages import monitor
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    cfg = find_config("synthetic")
+    trigger = RecordingTrigger()
+    context = monitor.MonitorContext(pipeline="synthetic", run_id="outage", check_date=POST_DRIFT)
+    with pytest.raises(RegistryUnavailableError) as info:
+        monitor.run(cfg, context, registry=Registry(f"http://127.0.0.1:{port}"), trigger=trigger)
+    assert not isinstance(info.value, UserError)  # the DAG's check task retries it
+    assert trigger.calls == []  # nothing started
+    ledger = CheckLedger(cfg.artifact_root_uri(), cfg.name)
+    assert "outage" not in [e.run_id for e in ledger.entries()]  # no decision was recorded

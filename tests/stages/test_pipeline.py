@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 
+from retrainflow.core.metrics import compute_metrics
 from retrainflow.manifest import (
     FeaturesManifest,
     PromoteManifest,
@@ -15,7 +16,6 @@ from retrainflow.manifest import (
 )
 from retrainflow.pipeline import run_all
 from retrainflow.registry import Registry
-from retrainflow.core.metrics import compute_metrics
 from retrainflow.stages.train import load_model
 
 STAGES = ("pull", "validate", "features", "train", "evaluate", "promote")
@@ -24,9 +24,15 @@ STAGES = ("pull", "validate", "features", "train", "evaluate", "promote")
 def test_stateless_then_warm_start(trained) -> None:
     first, second = trained.stateless, trained.warm
     assert first.summary() == {
-        "version": "1", "mode": "stateless", "parent": None, "rows": 12000,
-        "roc_auc": first.verdict.challenger["roc_auc"], "champion_roc_auc": None,
-        "gate_passed": True, "promoted": True, "champion": "1",
+        "version": "1",
+        "mode": "stateless",
+        "parent": None,
+        "rows": 12000,
+        "roc_auc": first.verdict.challenger["roc_auc"],
+        "champion_roc_auc": None,
+        "gate_passed": True,
+        "promoted": True,
+        "champion": "1",
     }
     assert first.verdict.challenger["roc_auc"] > 0.8
     s = second.summary()
@@ -42,16 +48,25 @@ def test_stateless_then_warm_start(trained) -> None:
 def test_every_stage_leaves_its_artifacts(trained) -> None:
     run_dir = trained.run_dir("base-warm")
     manifests = {
-        "pull": PullManifest, "validate": ValidateManifest, "features": FeaturesManifest,
-        "train": TrainManifest, "promote": PromoteManifest,
+        "pull": PullManifest,
+        "validate": ValidateManifest,
+        "features": FeaturesManifest,
+        "train": TrainManifest,
+        "promote": PromoteManifest,
     }
     for stage, cls in manifests.items():
         data = json.loads((run_dir / stage / "manifest.json").read_text())
         assert cls.from_dict(data) == getattr(trained.warm, stage), stage
     assert json.loads((run_dir / "evaluate" / "verdict.json").read_text())["rows"] == 2000
-    for name in ("pull/train.parquet", "pull/holdout.parquet", "pull/report.json",
-                 "validate/report.json", "features/transformer.pkl", "features/train.parquet",
-                 "train/model.pkl"):
+    for name in (
+        "pull/train.parquet",
+        "pull/holdout.parquet",
+        "pull/report.json",
+        "validate/report.json",
+        "features/transformer.pkl",
+        "features/train.parquet",
+        "train/model.pkl",
+    ):
         assert (run_dir / name).is_file(), name
     assert json.loads((run_dir / "validate" / "report.json").read_text())["success"] is True
 
@@ -67,8 +82,9 @@ def test_retraining_after_drift_beats_the_static_model(trained_fork, helpers) ->
     holdout = pd.read_parquet(run.pull.holdout.uri)
     y = holdout["label"].to_numpy()
     static_auc = compute_metrics("binary_classification", y, static.predict(holdout))["roc_auc"]
-    fresh_auc = compute_metrics("binary_classification", y,
-                                load_model(run.train).predict(holdout))["roc_auc"]
+    fresh_auc = compute_metrics("binary_classification", y, load_model(run.train).predict(holdout))[
+        "roc_auc"
+    ]
     assert v.champion["roc_auc"] == static_auc and v.challenger["roc_auc"] == fresh_auc
     # the static model has degraded a lot; retraining recovers
     assert static_auc < trained_fork.stateless.verdict.challenger["roc_auc"] - 0.1

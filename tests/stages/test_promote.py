@@ -72,8 +72,9 @@ def chain_base(trained_base, fork_factory, helpers) -> Chain:
         runs["v4"] = run_all(cfg, ctx("chain-4", "2023-03-08"), registry=registry)
         states["v4"] = state()
         after_max = pull.run(cfg, ctx("chain-pull", "2023-03-15"), registry=registry)
-        runs["v5"] = run_all(manual, ctx("chain-5", "2023-03-15", trigger_reason="schedule"),
-                             registry=registry)
+        runs["v5"] = run_all(
+            manual, ctx("chain-5", "2023-03-15", trigger_reason="schedule"), registry=registry
+        )
         states["v5"] = state()
         approved = promote.approve(manual, runs["v5"].promote, registry=registry, approver="ana")
         states["approved"] = state()
@@ -97,16 +98,29 @@ def test_lineage_tags_of_a_stateless_version(trained) -> None:
     run = trained.stateless
     tags = Registry().get_version(NAME, "1").tags
     expected = {
-        "pipeline": NAME, "retrain_run_id": "base-stateless", "mode": "stateless", "warm_method": "",
-        "requested_mode": "stateless", "parent_version": "", "estimator": "lightgbm",
-        "window_start": "2023-01-11", "window_end": "2023-02-10",
-        "data_start": "2023-01-11", "data_end": "2023-02-10",
-        "holdout_start": "2023-02-10", "holdout_end": "2023-02-15",
+        "pipeline": NAME,
+        "retrain_run_id": "base-stateless",
+        "mode": "stateless",
+        "warm_method": "",
+        "requested_mode": "stateless",
+        "parent_version": "",
+        "estimator": "lightgbm",
+        "window_start": "2023-01-11",
+        "window_end": "2023-02-10",
+        "data_start": "2023-01-11",
+        "data_end": "2023-02-10",
+        "holdout_start": "2023-02-10",
+        "holdout_end": "2023-02-15",
         "train_fingerprint": run.pull.train.fingerprint,
         "holdout_fingerprint": run.pull.holdout.fingerprint,
-        "dag_run_id": "scheduled__2023-02-15T00:00:00+00:00", "trigger_reason": "schedule",
-        "rows": "12000", "new_rows": "12000", "replay_rows": "0",
-        "warm_starts_since_full": "0", "gate_passed": "true", "primary_metric": "roc_auc",
+        "dag_run_id": "scheduled__2023-02-15T00:00:00+00:00",
+        "trigger_reason": "schedule",
+        "rows": "12000",
+        "new_rows": "12000",
+        "replay_rows": "0",
+        "warm_starts_since_full": "0",
+        "gate_passed": "true",
+        "primary_metric": "roc_auc",
         "config_fingerprint": promote.config_fingerprint(trained.config),
     }
     assert {k: tags.get(k) for k in expected} == expected
@@ -120,15 +134,24 @@ def test_lineage_tags_of_a_warm_start(trained) -> None:
     run = trained.warm
     tags = Registry().get_version(NAME, "2").tags
     expected = {
-        "retrain_run_id": "base-warm", "mode": "warm_start", "warm_method": "append",
+        "retrain_run_id": "base-warm",
+        "mode": "warm_start",
+        "warm_method": "append",
         "requested_mode": "auto",
-        "parent_version": "1", "window_start": "2023-02-10", "window_end": "2023-02-17",
+        "parent_version": "1",
+        "window_start": "2023-02-10",
+        "window_end": "2023-02-17",
         # a warm start covers its parent's data too
-        "data_start": "2023-01-11", "data_end": "2023-02-17",
+        "data_start": "2023-01-11",
+        "data_end": "2023-02-17",
         "train_fingerprint": run.pull.train.fingerprint,
-        "dag_run_id": "manual__2023-02-22T00:00:00+00:00", "trigger_reason": "drift",
-        "rows": "3360", "new_rows": "2800", "replay_rows": "560",
-        "warm_starts_since_full": "1", "champion_at_evaluation": "1",
+        "dag_run_id": "manual__2023-02-22T00:00:00+00:00",
+        "trigger_reason": "drift",
+        "rows": "3360",
+        "new_rows": "2800",
+        "replay_rows": "560",
+        "warm_starts_since_full": "1",
+        "champion_at_evaluation": "1",
         "gate_passed": str(run.verdict.passed).lower(),
     }
     assert {k: tags.get(k) for k in expected} == expected
@@ -144,7 +167,8 @@ def test_version_points_at_an_mlflow_run_with_the_model(trained) -> None:
     run = registry.client.get_run(info.run_id)
     assert run.data.params["mode"] == "stateless"
     assert run.data.metrics["holdout_roc_auc"] == pytest.approx(
-        trained.stateless.verdict.challenger["roc_auc"])
+        trained.stateless.verdict.challenger["roc_auc"]
+    )
     assert run.data.tags["retrain_run_id"] == "base-stateless"
 
 
@@ -153,7 +177,12 @@ def test_version_points_at_an_mlflow_run_with_the_model(trained) -> None:
 
 def test_first_version_becomes_champion_and_challenger(trained) -> None:
     p = trained.stateless.promote
-    assert (p.version, p.champion, p.champion_version, p.previous_champion) == ("1", True, "1", None)
+    assert (p.version, p.champion, p.champion_version, p.previous_champion) == (
+        "1",
+        True,
+        "1",
+        None,
+    )
     assert p.model_uri == "models:/synthetic/1" and not p.awaiting_approval
 
 
@@ -204,10 +233,20 @@ def test_failing_floor_registers_a_version_but_keeps_the_champion(chain) -> None
 def test_manual_promotion_waits_for_approval(chain) -> None:
     p = chain.runs["v5"].promote
     assert chain.runs["v5"].verdict.passed
-    assert (p.version, p.champion, p.awaiting_approval, p.champion_version) == ("5", False, True, "4")
+    assert (p.version, p.champion, p.awaiting_approval, p.champion_version) == (
+        "5",
+        False,
+        True,
+        "4",
+    )
     assert chain.states["v5"][CHAMPION] == "4"
     a = chain.approved
-    assert (a.version, a.champion, a.awaiting_approval, a.champion_version) == ("5", True, False, "5")
+    assert (a.version, a.champion, a.awaiting_approval, a.champion_version) == (
+        "5",
+        True,
+        False,
+        "5",
+    )
     assert a.previous_champion == "4"
     assert chain.states["approved"][CHAMPION] == "5"
     tags = Registry().get_version(NAME, "5").tags
@@ -225,8 +264,9 @@ def test_set_champion_refuses_a_failed_gate(chain) -> None:
 def test_promote_is_idempotent(chain) -> None:
     registry = Registry()
     run = chain.runs["v6"]
-    again = promote.run(chain.configs["strict"], run.pull, run.features, run.train, run.verdict,
-                        registry=registry)
+    again = promote.run(
+        chain.configs["strict"], run.pull, run.features, run.train, run.verdict, registry=registry
+    )
     assert again.version == run.promote.version == "6"
     assert len(registry.versions(NAME)) == 6
     assert _aliases(registry) == {CHAMPION: "5", CHALLENGER: "6"}
@@ -237,14 +277,26 @@ def test_history_rows(chain) -> None:
     rows = chain.history
     assert [r["version"] for r in rows] == ["1", "2", "3", "4", "5", "6"]
     assert [r["gate_passed"] for r in rows] == [True, False, True, True, True, False]
-    assert [r["mode"] for r in rows] == ["stateless", "warm_start", "warm_start", "warm_start",
-                                         "stateless", "stateless"]
+    assert [r["mode"] for r in rows] == [
+        "stateless",
+        "warm_start",
+        "warm_start",
+        "warm_start",
+        "stateless",
+        "stateless",
+    ]
     assert [r["warm_method"] for r in rows] == ["", "append", "append", "append", "", ""]
     assert [r["parent_version"] for r in rows] == ["", "1", "1", "3", "4", "5"]
     assert rows[4]["aliases"] == [CHAMPION] and rows[5]["aliases"] == [CHALLENGER]
     assert [[p["seq"] for p in r["champion_periods"]] for r in rows] == [[1], [], [2], [3], [4], []]
     assert [[p["until"] is None for p in r["champion_periods"]] for r in rows] == [
-        [False], [], [False], [False], [True], []]
+        [False],
+        [],
+        [False],
+        [False],
+        [True],
+        [],
+    ]
     assert rows[4]["champion_periods"][0]["data_end"] == rows[4]["data_end"] == "2023-03-10"
     assert rows[2]["previous_champion"] == "1" and rows[4]["previous_champion"] == "4"
     for r in rows:
@@ -268,12 +320,26 @@ def test_rollback(chain) -> None:
     # every champion period is kept, in order, each since <= until (issue 7, finding 6)
     periods = registry.champion_periods(NAME)
     assert [(p.version, p.reason) for p in periods] == [
-        ("1", "gate passed (schedule)"), ("3", "gate passed (manual)"), ("4", "gate passed (manual)"),
-        ("5", "approved by ana"), ("4", "rollback from 5"), ("1", "rollback from 4")]
-    assert [p.data_end for p in periods] == ["2023-02-10", "2023-02-24", "2023-03-03", "2023-03-10",
-                                             "2023-03-03", "2023-02-10"]
+        ("1", "gate passed (schedule)"),
+        ("3", "gate passed (manual)"),
+        ("4", "gate passed (manual)"),
+        ("5", "approved by ana"),
+        ("4", "rollback from 5"),
+        ("1", "rollback from 4"),
+    ]
+    assert [p.data_end for p in periods] == [
+        "2023-02-10",
+        "2023-02-24",
+        "2023-03-03",
+        "2023-03-10",
+        "2023-03-03",
+        "2023-02-10",
+    ]
     for p, following in pairwise(periods):
-        assert datetime.fromisoformat(p.since) <= datetime.fromisoformat(p.until) and p.until == following.since
+        assert (
+            datetime.fromisoformat(p.since) <= datetime.fromisoformat(p.until)
+            and p.until == following.since
+        )
     assert periods[-1].until is None
 
 
@@ -317,10 +383,19 @@ def test_identical_queued_retrains_reuse_the_version(trained_fork) -> None:
     runs_before = _mlflow_runs(registry)
     tie = replace(base.verdict, champion=dict(base.verdict.challenger), champion_version="1")
     for n in range(6):
-        promoted = promote.run(trained_fork.config, _again(base, f"queued-{n}", parent_version="1"),
-                               base.features, base.train, tie, registry=registry)
+        promoted = promote.run(
+            trained_fork.config,
+            _again(base, f"queued-{n}", parent_version="1"),
+            base.features,
+            base.train,
+            tie,
+            registry=registry,
+        )
         assert (promoted.version, promoted.run_id) == ("1", base.promote.run_id)
-        assert promoted.reused and "identical to version 1 (run base-stateless)" in promoted.reused_reason
+        assert (
+            promoted.reused
+            and "identical to version 1 (run base-stateless)" in promoted.reused_reason
+        )
         assert (promoted.champion_version, promoted.previous_champion) == ("1", None)
     assert len(registry.versions(NAME)) == 2
     assert _mlflow_runs(registry) == runs_before  # no model logged again
@@ -333,11 +408,23 @@ def test_identical_queued_retrains_reuse_the_version(trained_fork) -> None:
 def test_a_warm_start_reuses_only_a_version_with_the_same_parent(trained_fork) -> None:
     registry = Registry()
     warm = trained_fork.warm  # version 2: warm start of 1, gate failed
-    same = promote.run(trained_fork.config, _again(warm, "warm-again"), warm.features, warm.train,
-                       warm.verdict, registry=registry)
+    same = promote.run(
+        trained_fork.config,
+        _again(warm, "warm-again"),
+        warm.features,
+        warm.train,
+        warm.verdict,
+        registry=registry,
+    )
     assert same.version == "2" and same.reused and "and parent 1" in same.reused_reason
-    other = promote.run(trained_fork.config, _again(warm, "warm-other-parent", parent_version="2"),
-                        warm.features, warm.train, warm.verdict, registry=registry)
+    other = promote.run(
+        trained_fork.config,
+        _again(warm, "warm-other-parent", parent_version="2"),
+        warm.features,
+        warm.train,
+        warm.verdict,
+        registry=registry,
+    )
     assert (other.version, other.reused, other.reused_reason) == ("3", False, None)
     assert registry.get_version(NAME, "3").tags["parent_version"] == "2"
 
@@ -346,8 +433,14 @@ def test_a_passed_gate_never_reuses_a_version_whose_gate_failed(trained_fork) ->
     registry = Registry()
     warm = trained_fork.warm
     passed = replace(warm.verdict, passed=True)
-    promoted = promote.run(trained_fork.config, _again(warm, "warm-passed"), warm.features, warm.train,
-                           passed, registry=registry)
+    promoted = promote.run(
+        trained_fork.config,
+        _again(warm, "warm-passed"),
+        warm.features,
+        warm.train,
+        passed,
+        registry=registry,
+    )
     assert (promoted.version, promoted.reused, promoted.champion) == ("3", False, True)
     assert registry.champion(NAME).version == "3"
 
@@ -356,22 +449,37 @@ def test_another_model_configuration_registers_a_new_version(trained_fork, helpe
     registry = Registry()
     base = trained_fork.stateless
     cfg = helpers.config_with({"training.params.learning_rate": 0.2})
-    promoted = promote.run(cfg, _again(base, "new-params"), base.features, base.train, base.verdict,
-                           registry=registry)
+    promoted = promote.run(
+        cfg, _again(base, "new-params"), base.features, base.train, base.verdict, registry=registry
+    )
     assert (promoted.version, promoted.reused) == ("3", False)
-    assert registry.get_version(NAME, "3").tags["config_fingerprint"] == promote.config_fingerprint(cfg)
+    assert registry.get_version(NAME, "3").tags["config_fingerprint"] == promote.config_fingerprint(
+        cfg
+    )
 
 
 def test_config_fingerprint_covers_only_what_changes_the_model(helpers) -> None:
     fp = promote.config_fingerprint
     base = fp(helpers.config_with())
     assert fp(helpers.config_with()) == base  # stable
-    same = {"description": "edited", "schedule": "@weekly", "monitoring.schedule": "@hourly",
-            "promotion": "manual", "tags": {"team": "x"}, "expectations.min_rows": 1}
+    same = {
+        "description": "edited",
+        "schedule": "@weekly",
+        "monitoring.schedule": "@hourly",
+        "promotion": "manual",
+        "tags": {"team": "x"},
+        "expectations.min_rows": 1,
+    }
     for path, value in same.items():
         assert fp(helpers.config_with({path: value})) == base, path
-    other = {"features.numeric": ["x1", "x2"], "features.time_parts": ["hour"], "training.params.num_leaves": 7,
-             "training.window_days": 20, "training.warm_start.method": "refit",
-             "evaluation.holdout_days": 3, "evaluation.min_delta": 0.01}
+    other = {
+        "features.numeric": ["x1", "x2"],
+        "features.time_parts": ["hour"],
+        "training.params.num_leaves": 7,
+        "training.window_days": 20,
+        "training.warm_start.method": "refit",
+        "evaluation.holdout_days": 3,
+        "evaluation.min_delta": 0.01,
+    }
     for path, value in other.items():
         assert fp(helpers.config_with({path: value})) != base, path

@@ -12,7 +12,7 @@ import pytest
 from retrainflow.data.sources import ParquetLakeSource, days_between, fingerprint, make_source
 from retrainflow.exceptions import ModeError, ValidationFailedError
 from retrainflow.manifest import PullManifest
-from retrainflow.registry import Registry, VersionInfo
+from retrainflow.registry import Registry
 from retrainflow.stages import pull, validate
 
 D = date.fromisoformat
@@ -65,7 +65,11 @@ def test_warm_start_reads_only_new_rows_plus_replay(trained) -> None:
     ws = cfg.training.warm_start
     parent_end = D(parent.pull.train.end)  # the parent's data_end
     holdout_start = D(p.holdout.start)
-    assert (p.mode, p.mode_reason, p.parent_version) == ("warm_start", "champion available (warm start 1 of 2)", "1")
+    assert (p.mode, p.mode_reason, p.parent_version) == (
+        "warm_start",
+        "champion available (warm start 1 of 2)",
+        "1",
+    )
     assert (p.train.start, p.train.end) == (parent_end.isoformat(), holdout_start.isoformat())
     assert p.warm_starts_since_full == 1
 
@@ -92,7 +96,9 @@ def test_warm_start_reads_only_new_rows_plus_replay(trained) -> None:
 
 def test_explicit_warm_start_without_champion_is_a_mode_error(seeded, helpers) -> None:
     with pytest.raises(ModeError, match="needs a champion"):
-        pull.run(seeded, helpers.context("ws-none", "2023-02-15", "warm_start"), registry=Registry())
+        pull.run(
+            seeded, helpers.context("ws-none", "2023-02-15", "warm_start"), registry=Registry()
+        )
 
 
 def test_auto_without_champion_is_stateless(seeded, helpers) -> None:
@@ -123,8 +129,9 @@ def test_added_column_forces_stateless(trained_fork, helpers, requested) -> None
     lake = trained_fork.paths.lake / "synthetic"
     helpers.rewrite_days(lake, NEW_DAYS, lambda f: f.assign(x5=f["x1"] * 2))
     cfg = helpers.config_with({"expectations.allow_extra_columns": True})
-    p = pull.run(cfg, helpers.context(f"schema-{requested}", "2023-03-01", requested),
-                 registry=Registry())
+    p = pull.run(
+        cfg, helpers.context(f"schema-{requested}", "2023-03-01", requested), registry=Registry()
+    )
     assert p.mode == "stateless"
     assert "schema changed vs champion 1" in p.mode_reason
     assert p.schema_change == {"added": ["x5"], "removed": [], "retyped": {}}
@@ -158,14 +165,16 @@ def test_same_schema_keeps_warm_start(trained, helpers) -> None:
 
 
 def test_fingerprint_stable_for_same_data(trained, helpers) -> None:
-    again = pull.run(trained.config, helpers.context("again", "2023-02-15", "stateless"),
-                     registry=Registry())
+    again = pull.run(
+        trained.config, helpers.context("again", "2023-02-15", "stateless"), registry=Registry()
+    )
     base = trained.stateless.pull
     assert again.train.fingerprint == base.train.fingerprint
     assert again.holdout.fingerprint == base.holdout.fingerprint
     assert again.train.fingerprint != base.holdout.fingerprint
-    later = pull.run(trained.config, helpers.context("later", "2023-02-16", "stateless"),
-                     registry=Registry())
+    later = pull.run(
+        trained.config, helpers.context("later", "2023-02-16", "stateless"), registry=Registry()
+    )
     assert later.train.fingerprint != base.train.fingerprint
 
 
@@ -196,7 +205,9 @@ def test_manifest_round_trips(trained, which) -> None:
     assert data["context"]["window_end"] == p.context.window_end
 
 
-def test_auto_falls_back_to_stateless_when_too_few_new_rows_for_a_warm_start(trained_fork, helpers) -> None:
+def test_auto_falls_back_to_stateless_when_too_few_new_rows_for_a_warm_start(
+    trained_fork, helpers
+) -> None:
     """One new day (400 rows) is below min_rows once min_rows asks for more: auto refits fully."""
     from retrainflow.registry import Registry
     from retrainflow.stages import pull
@@ -207,15 +218,26 @@ def test_auto_falls_back_to_stateless_when_too_few_new_rows_for_a_warm_start(tra
     end = data_end + timedelta(days=1 + cfg.evaluation.holdout_days)  # exactly one new day
     auto = pull.run(cfg, helpers.context("few-new", end.isoformat(), "auto"), registry=Registry())
     assert auto.mode == "stateless" and "min_rows" in auto.mode_reason
-    assert auto.train.start == (end - timedelta(days=cfg.evaluation.holdout_days + cfg.training.window_days)).isoformat()
-    explicit = pull.run(cfg, helpers.context("few-new-ws", end.isoformat(), "warm_start"), registry=Registry())
-    assert explicit.mode == "warm_start" and explicit.new_rows == 400  # asked for: validation will judge
+    assert (
+        auto.train.start
+        == (
+            end - timedelta(days=cfg.evaluation.holdout_days + cfg.training.window_days)
+        ).isoformat()
+    )
+    explicit = pull.run(
+        cfg, helpers.context("few-new-ws", end.isoformat(), "warm_start"), registry=Registry()
+    )
+    assert (
+        explicit.mode == "warm_start" and explicit.new_rows == 400
+    )  # asked for: validation will judge
 
 
 # -- a window that ends before the champion's data (issue 7, finding 2) ------------------------
 
 
-def test_auto_with_window_before_champion_data_end_falls_back_to_stateless(trained, helpers) -> None:
+def test_auto_with_window_before_champion_data_end_falls_back_to_stateless(
+    trained, helpers
+) -> None:
     """Was: ``[empty_window] The training window [2023-02-17, 2023-02-16) ...`` (inverted)."""
     data_end = D(Registry().champion("synthetic").data_end)
     cfg = trained.config
@@ -230,10 +252,14 @@ def test_auto_with_window_before_champion_data_end_falls_back_to_stateless(train
 
 
 @pytest.mark.parametrize("days_early", [0, 1])
-def test_warm_start_with_window_not_after_champion_data_end_is_refused(trained, helpers,
-                                                                      days_early) -> None:
+def test_warm_start_with_window_not_after_champion_data_end_is_refused(
+    trained, helpers, days_early
+) -> None:
     data_end = D(Registry().champion("synthetic").data_end)
     end = data_end + timedelta(days=trained.config.evaluation.holdout_days - days_early)
     with pytest.raises(ModeError, match=rf"trained on data up to {data_end} \(exclusive\)"):
-        pull.run(trained.config, helpers.context(f"ws-before-{days_early}", end.isoformat(),
-                                                 "warm_start"), registry=Registry())
+        pull.run(
+            trained.config,
+            helpers.context(f"ws-before-{days_early}", end.isoformat(), "warm_start"),
+            registry=Registry(),
+        )

@@ -34,8 +34,13 @@ def test_writes_model_and_costs(trained, which) -> None:
     assert t.estimator == "lightgbm"
     assert t.mode == ("stateless" if which == "stateless" else "warm_start")
     assert t.rows == getattr(trained, which).pull.train.rows
-    for field in ("train_cpu_seconds", "train_wall_seconds", "peak_rss_mb", "train_frame_mb",
-                  "model_size_kb"):
+    for field in (
+        "train_cpu_seconds",
+        "train_wall_seconds",
+        "peak_rss_mb",
+        "train_frame_mb",
+        "model_size_kb",
+    ):
         assert getattr(t, field) > 0, field
     assert t.model_size_kb == pytest.approx(path.stat().st_size / 1024, abs=0.1)
     assert t.params == dict(trained.config.training.params)
@@ -54,12 +59,15 @@ def test_warm_start_adds_trees_to_the_parent(trained) -> None:
     assert not np.allclose(warm.predict(trained.probe), parent.predict(trained.probe))
 
 
-def test_configured_refit_warm_start_keeps_the_trees_and_moves_the_leaves(trained_fork, helpers) -> None:
+def test_configured_refit_warm_start_keeps_the_trees_and_moves_the_leaves(
+    trained_fork, helpers
+) -> None:
     """``training.warm_start.method: refit`` through the real stages: the champion (loaded
     from the registry, a pickle round trip) is refitted on the new rows — same trees,
     new leaf values — and registered as a warm start of it."""
-    cfg = helpers.config_with({"training.warm_start.method": "refit",
-                               "training.warm_start.decay_rate": 0.5})
+    cfg = helpers.config_with(
+        {"training.warm_start.method": "refit", "training.warm_start.decay_rate": 0.5}
+    )
     champion = Registry().champion("synthetic")
     result = run_all(cfg, helpers.context("refit-warm", "2023-03-01", "warm_start"))
     assert result.train.mode == "warm_start" and result.pull.parent_version == champion.version
@@ -70,41 +78,73 @@ def test_configured_refit_warm_start_keeps_the_trees_and_moves_the_leaves(traine
 
 
 def test_continue_estimator_methods_keep_the_parent(helpers) -> None:
-    from retrainflow.features import FeatureTransformer
     from retrainflow.core.training import continue_estimator, fit_estimator
+    from retrainflow.features import FeatureTransformer
 
-    cfg = helpers.config_with({"training.params": {"n_estimators": 20, "num_leaves": 7,
-                                                   "min_child_samples": 20, "num_threads": 1}})
+    cfg = helpers.config_with(
+        {
+            "training.params": {
+                "n_estimators": 20,
+                "num_leaves": 7,
+                "min_child_samples": 20,
+                "num_threads": 1,
+            }
+        }
+    )
     old = make_synthetic(DEFAULT_START, 10, 300, None, seed=1)
     new = make_synthetic(DEFAULT_START, 4, 300, 0, seed=2)
     tf = FeatureTransformer.from_config(cfg).fit(old)
-    parent = fit_estimator(cfg, tf.transform(old), old["label"].to_numpy(float),
-                           tf.categorical_features_)
+    parent = fit_estimator(
+        cfg, tf.transform(old), old["label"].to_numpy(float), tf.categorical_features_
+    )
     X, y = tf.transform(new), new["label"].to_numpy(float)
     before = parent.predict(X)
     sizes = {}
     for method in ("append", "refit", "refit_append", "bounded"):
-        est = continue_estimator(cfg, parent, X, y, tf.categorical_features_, method=method,
-                                 decay_rate=0.3, num_boost_round=8, max_trees=15)
+        est = continue_estimator(
+            cfg,
+            parent,
+            X,
+            y,
+            tf.categorical_features_,
+            method=method,
+            decay_rate=0.3,
+            num_boost_round=8,
+            max_trees=15,
+        )
         sizes[method] = est.num_trees()
         assert not np.allclose(est.predict(X), before), method
     np.testing.assert_array_equal(parent.predict(X), before)
     assert sizes == {"append": 28, "refit": 20, "refit_append": 28, "bounded": 15}
     # decay 1.0 keeps every old leaf value: a refit is then the parent itself
     np.testing.assert_allclose(
-        continue_estimator(cfg, parent, X, y, tf.categorical_features_, method="refit",
-                           decay_rate=1.0).predict(X), before)
+        continue_estimator(
+            cfg, parent, X, y, tf.categorical_features_, method="refit", decay_rate=1.0
+        ).predict(X),
+        before,
+    )
     with pytest.raises(ValueError, match="needs LightGBM"):
-        continue_estimator(helpers.config_with({"training.estimator": "sgd", "training.params": {}}),
-                           None, X, y, [], method="refit")
+        continue_estimator(
+            helpers.config_with({"training.estimator": "sgd", "training.params": {}}),
+            None,
+            X,
+            y,
+            [],
+            method="refit",
+        )
 
 
 def test_refit_methods_need_lightgbm_in_the_config(helpers) -> None:
     from retrainflow.exceptions import ConfigError
 
     with pytest.raises(ConfigError, match="warm_start.method 'refit' needs estimator 'lightgbm'"):
-        helpers.config_with({"training.estimator": "sgd", "training.params": {},
-                             "training.warm_start.method": "refit"})
+        helpers.config_with(
+            {
+                "training.estimator": "sgd",
+                "training.params": {},
+                "training.warm_start.method": "refit",
+            }
+        )
 
 
 def test_parent_version_unchanged_by_warm_start(trained) -> None:
@@ -113,8 +153,9 @@ def test_parent_version_unchanged_by_warm_start(trained) -> None:
     after = registry.load_model("synthetic", parent_version)
     np.testing.assert_array_equal(after.predict(trained.probe), trained.parent_scores_before)
     assert after.num_trees == 50
-    np.testing.assert_array_equal(load_model(trained.stateless.train).predict(trained.probe),
-                                  trained.parent_scores_before)
+    np.testing.assert_array_equal(
+        load_model(trained.stateless.train).predict(trained.probe), trained.parent_scores_before
+    )
 
 
 # -- other estimators and the regression task -----------------------------------------------
@@ -123,19 +164,31 @@ REG_LAKE = "synthetic_reg"
 
 
 def _configs(helpers) -> dict[str, PipelineConfig]:
-    sgd = helpers.config_with({"name": "synthetic_sgd", "training.estimator": "sgd",
-                               "training.params": {}})
-    rf = helpers.config_with({"name": "synthetic_rf", "training.estimator": "random_forest",
-                              "training.params": {"n_estimators": 20, "max_depth": 8}})
+    sgd = helpers.config_with(
+        {"name": "synthetic_sgd", "training.estimator": "sgd", "training.params": {}}
+    )
+    rf = helpers.config_with(
+        {
+            "name": "synthetic_rf",
+            "training.estimator": "random_forest",
+            "training.params": {"n_estimators": 20, "max_depth": 8},
+        }
+    )
     columns = helpers.synthetic_dict()["expectations"]["columns"]
     columns.pop("label")
     columns["y"] = {"type": "float", "nullable": False}
-    reg = helpers.config_with({
-        "name": "synthetic_reg", "task": "regression", "target": "y",
-        "source.path": REG_LAKE, "expectations.columns": columns,
-        "evaluation.primary_metric": "rmse", "evaluation.guardrails": {"mae": 0.1},
-        "evaluation.floors": {"r2": 0.5},
-    })
+    reg = helpers.config_with(
+        {
+            "name": "synthetic_reg",
+            "task": "regression",
+            "target": "y",
+            "source.path": REG_LAKE,
+            "expectations.columns": columns,
+            "evaluation.primary_metric": "rmse",
+            "evaluation.guardrails": {"mae": 0.1},
+            "evaluation.floors": {"r2": 0.5},
+        }
+    )
     return {"sgd": sgd, "rf": rf, "reg": reg}
 
 

@@ -64,8 +64,13 @@ def _user_errors_fail_fast(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _common(kind: str, name: str) -> dict[str, Any]:
     """DAG arguments shared by every retrainflow DAG."""
-    return {"start_date": START_DATE, "catchup": False, "max_active_runs": 1,
-            "tags": ["retrainflow", kind, name], "default_args": {"retries": 0, "owner": "retrainflow"}}
+    return {
+        "start_date": START_DATE,
+        "catchup": False,
+        "max_active_runs": 1,
+        "tags": ["retrainflow", kind, name],
+        "default_args": {"retries": 0, "owner": "retrainflow"},
+    }
 
 
 def _run_conf() -> tuple[Any, dict[str, Any], Any]:
@@ -101,14 +106,24 @@ def build_retrain_dag(cfg: config_mod.PipelineConfig) -> DAG:
         schedule=cfg.schedule,
         **_common("retrain", name),
         params={
-            "mode": Param(str(cfg.training.mode), type="string", enum=[m.value for m in Mode],
-                          description="auto: warm start when possible, stateless otherwise"),
+            "mode": Param(
+                str(cfg.training.mode),
+                type="string",
+                enum=[m.value for m in Mode],
+                description="auto: warm start when possible, stateless otherwise",
+            ),
             "reason": Param("manual", type="string", description="Why this run was started"),
-            "window_end": Param(None, type=["null", "string"], format="date",
-                                description="Exclusive end of the data window (YYYY-MM-DD); "
-                                            "empty = the run's logical date"),
+            "window_end": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                description="Exclusive end of the data window (YYYY-MM-DD); "
+                "empty = the run's logical date",
+            ),
             "reason_codes": Param([], type="array", description="Reason codes of the trigger"),
-            "details": Param({}, type="object", description="Trigger details recorded with the run"),
+            "details": Param(
+                {}, type="object", description="Trigger details recorded with the run"
+            ),
         },
         doc_md=f"Retraining pipeline **{name}** from `{name}.yaml`. {cfg.description}",
         render_template_as_native_obj=True,
@@ -121,7 +136,9 @@ def build_retrain_dag(cfg: config_mod.PipelineConfig) -> DAG:
             from retrainflow.stages import pull as stage
 
             run, conf, fallback = _run_conf()
-            run_ctx = build_context(name, cfg.training.mode, conf, run_id=run.run_id, fallback_end=fallback)
+            run_ctx = build_context(
+                name, cfg.training.mode, conf, run_id=run.run_id, fallback_end=fallback
+            )
             return stage.run(cfg, run_ctx, **_deps(cfg)).to_dict()
 
         @task
@@ -129,7 +146,9 @@ def build_retrain_dag(cfg: config_mod.PipelineConfig) -> DAG:
         def validate(pulled: dict[str, Any]) -> dict[str, Any]:
             from retrainflow.stages import validate as stage
 
-            return stage.run(cfg, PullManifest.from_dict(pulled), store=_deps(cfg)["store"]).to_dict()
+            return stage.run(
+                cfg, PullManifest.from_dict(pulled), store=_deps(cfg)["store"]
+            ).to_dict()
 
         @task
         @_user_errors_fail_fast
@@ -143,26 +162,37 @@ def build_retrain_dag(cfg: config_mod.PipelineConfig) -> DAG:
         def train(pulled: dict[str, Any], feats: dict[str, Any]) -> dict[str, Any]:
             from retrainflow.stages import train as stage
 
-            return stage.run(cfg, PullManifest.from_dict(pulled), FeaturesManifest.from_dict(feats),
-                             **_deps(cfg)).to_dict()
+            return stage.run(
+                cfg, PullManifest.from_dict(pulled), FeaturesManifest.from_dict(feats), **_deps(cfg)
+            ).to_dict()
 
         @task
         @_user_errors_fail_fast
         def evaluate(pulled: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
             from retrainflow.stages import evaluate as stage
 
-            return stage.run(cfg, PullManifest.from_dict(pulled), TrainManifest.from_dict(trained),
-                             **_deps(cfg)).to_dict()
+            return stage.run(
+                cfg, PullManifest.from_dict(pulled), TrainManifest.from_dict(trained), **_deps(cfg)
+            ).to_dict()
 
         @task
         @_user_errors_fail_fast
-        def promote(pulled: dict[str, Any], feats: dict[str, Any], trained: dict[str, Any],
-                    verdict: dict[str, Any]) -> dict[str, Any]:
+        def promote(
+            pulled: dict[str, Any],
+            feats: dict[str, Any],
+            trained: dict[str, Any],
+            verdict: dict[str, Any],
+        ) -> dict[str, Any]:
             from retrainflow.stages import promote as stage
 
-            return stage.run(cfg, PullManifest.from_dict(pulled), FeaturesManifest.from_dict(feats),
-                             TrainManifest.from_dict(trained), Verdict.from_dict(verdict),
-                             **_deps(cfg)).to_dict()
+            return stage.run(
+                cfg,
+                PullManifest.from_dict(pulled),
+                FeaturesManifest.from_dict(feats),
+                TrainManifest.from_dict(trained),
+                Verdict.from_dict(verdict),
+                **_deps(cfg),
+            ).to_dict()
 
         p = pull()
         v = validate(p)
@@ -181,9 +211,11 @@ def build_retrain_dag(cfg: config_mod.PipelineConfig) -> DAG:
             approval = ApprovalOperator(
                 task_id="approve_champion",
                 subject=f"Promote the new '{name}' model to champion?",
-                body=("The challenger passed the evaluation gate. Approve to move the `champion` "
-                      "alias to it; reject to keep the current champion. Details: "
-                      "{{ ti.xcom_pull(task_ids='evaluate') }}"),
+                body=(
+                    "The challenger passed the evaluation gate. Approve to move the `champion` "
+                    "alias to it; reject to keep the current champion. Details: "
+                    "{{ ti.xcom_pull(task_ids='evaluate') }}"
+                ),
             )
 
             @task
@@ -194,8 +226,12 @@ def build_retrain_dag(cfg: config_mod.PipelineConfig) -> DAG:
                 answer = get_current_context()["ti"].xcom_pull(task_ids="approve_champion") or {}
                 user = answer.get("responded_by_user") or {}
                 approver = user.get("name") or user.get("id") or "airflow-ui"
-                return stage.approve(cfg, PromoteManifest.from_dict(promoted), registry=_deps(cfg)["registry"],
-                                     approver=approver).to_dict()
+                return stage.approve(
+                    cfg,
+                    PromoteManifest.from_dict(promoted),
+                    registry=_deps(cfg)["registry"],
+                    approver=approver,
+                ).to_dict()
 
             # TaskFlow: the XComArg resolves to the promote manifest's dict at run time.
             needs_approval(promoted) >> approval >> crown(promoted)  # type: ignore[arg-type]
@@ -217,13 +253,22 @@ def build_monitor_dag(cfg: config_mod.PipelineConfig) -> DAG:
         schedule=cfg.monitoring.schedule,
         **_common("monitor", name),
         params={
-            "check_date": Param(None, type=["null", "string"], format="date",
-                                description="Exclusive end of the checked window (YYYY-MM-DD); "
-                                            "empty = the run's logical date"),
-            "on_demand": Param(False, type="boolean", description="Retrain now, whatever the rules say"),
+            "check_date": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                description="Exclusive end of the checked window (YYYY-MM-DD); "
+                "empty = the run's logical date",
+            ),
+            "on_demand": Param(
+                False, type="boolean", description="Retrain now, whatever the rules say"
+            ),
             "trigger": Param(True, type="boolean", description="False: decide but start nothing"),
-            "api_conn_id": Param("retrainflow_api", type="string",
-                                 description="Airflow connection with the REST API's URL and credentials"),
+            "api_conn_id": Param(
+                "retrainflow_api",
+                type="string",
+                description="Airflow connection with the REST API's URL and credentials",
+            ),
         },
         doc_md=f"Monitoring of **{name}**: see `monitoring:` in `{name}.yaml`.",
     ) as dag:
@@ -237,11 +282,19 @@ def build_monitor_dag(cfg: config_mod.PipelineConfig) -> DAG:
 
             run, conf, fallback = _run_conf()
             day = conf.get("check_date") or fallback.date().isoformat()
-            mctx = stage.MonitorContext(pipeline=name, run_id=run.run_id, check_date=str(day),
-                                        on_demand=bool(conf.get("on_demand")),
-                                        trigger_enabled=bool(conf.get("trigger", True)))
+            mctx = stage.MonitorContext(
+                pipeline=name,
+                run_id=run.run_id,
+                check_date=str(day),
+                on_demand=bool(conf.get("on_demand")),
+                trigger_enabled=bool(conf.get("trigger", True)),
+            )
             conn_id = conf.get("api_conn_id") or "retrainflow_api"
-            trigger = RetrainTrigger.from_connection(cfg.retrain_dag_id, conn_id) if mctx.trigger_enabled else None
+            trigger = (
+                RetrainTrigger.from_connection(cfg.retrain_dag_id, conn_id)
+                if mctx.trigger_enabled
+                else None
+            )
             try:
                 return stage.run(cfg, mctx, trigger=trigger, **_deps(cfg)).to_dict()
             except AirflowApiError as exc:
@@ -266,7 +319,7 @@ def build_invalid_config_dag(path: Path, error: ConfigError) -> DAG:
         catchup=False,
         tags=["retrainflow", "invalid-config"],
         doc_md=f"**{path.name} is invalid.**\n\n```\n{error.message}\n```\n\n"
-               "Fix the file; check with `retrainflow validate-config`.",
+        "Fix the file; check with `retrainflow validate-config`.",
     ) as dag:
 
         @task(task_id="explain")

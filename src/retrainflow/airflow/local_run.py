@@ -70,8 +70,9 @@ def run_dag(dag_id: str, conf: dict[str, Any]) -> LocalRunResult:
                 outputs[tid] = ti.xcom_pull(task_ids=tid)
             except Exception:  # noqa: BLE001 - outputs are a convenience; the states are the result
                 log.debug("no xcom for %s", tid)
-    return LocalRunResult(dag_id, dr.run_id, str(dr.state), states, outputs,
-                          _failure_report(dag_id, dr.run_id))
+    return LocalRunResult(
+        dag_id, dr.run_id, str(dr.state), states, outputs, _failure_report(dag_id, dr.run_id)
+    )
 
 
 def _failure_report(dag_id: str, run_id: str) -> dict[str, Any] | None:

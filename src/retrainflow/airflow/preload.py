@@ -19,11 +19,24 @@ import time
 
 #: What retrainflow's stages import; order: cheap and shared first.
 MODULES = (
-    "numpy", "pandas", "pyarrow.parquet", "sklearn.compose", "sklearn.metrics", "lightgbm",
-    "mlflow", "mlflow.pyfunc", "great_expectations", "evidently",
-    "retrainflow.stages.pull", "retrainflow.stages.validate", "retrainflow.stages.train",
-    "retrainflow.stages.evaluate", "retrainflow.stages.promote", "retrainflow.pyfunc",
-    "retrainflow.validation", "retrainflow.monitoring.drift",
+    "numpy",
+    "pandas",
+    "pyarrow.parquet",
+    "sklearn.compose",
+    "sklearn.metrics",
+    "lightgbm",
+    "mlflow",
+    "mlflow.pyfunc",
+    "great_expectations",
+    "evidently",
+    "retrainflow.stages.pull",
+    "retrainflow.stages.validate",
+    "retrainflow.stages.train",
+    "retrainflow.stages.evaluate",
+    "retrainflow.stages.promote",
+    "retrainflow.pyfunc",
+    "retrainflow.validation",
+    "retrainflow.monitoring.drift",
 )
 
 

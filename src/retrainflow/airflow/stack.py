@@ -419,7 +419,13 @@ def _command(cfg: StackConfig, component: str) -> list[str]:
     if component == "scheduler":
         if cfg.preload_task_libraries and cfg.executor == "LocalExecutor":
             # Tasks fork from the scheduler: import their libraries once, here.
-            return [sys.executable, "-m", "retrainflow.airflow.preload", "scheduler", "--skip-serve-logs"]
+            return [
+                sys.executable,
+                "-m",
+                "retrainflow.airflow.preload",
+                "scheduler",
+                "--skip-serve-logs",
+            ]
         return [airflow, "scheduler", "--skip-serve-logs"]
     if component == "dag-processor":
         return [airflow, "dag-processor"]

@@ -41,12 +41,17 @@ class RetrainTrigger:
         conn = BaseHook.get_connection(conn_id)
         scheme = conn.schema if conn.schema in ("http", "https") else "http"
         port = f":{conn.port}" if conn.port else ""
-        client = AirflowClient(f"{scheme}://{conn.host}{port}", conn.login or "", conn.password or "")
+        client = AirflowClient(
+            f"{scheme}://{conn.host}{port}", conn.login or "", conn.password or ""
+        )
         return cls(client, dag_id)
 
     def active_runs(self) -> list[str]:
         """Ids of the retrain runs that are queued or running (for single flight)."""
-        return [r["dag_run_id"] for r in self.client.list_dag_runs(self.dag_id, states=list(ACTIVE_STATES))]
+        return [
+            r["dag_run_id"]
+            for r in self.client.list_dag_runs(self.dag_id, states=list(ACTIVE_STATES))
+        ]
 
     def trigger(self, run_id: str, conf: dict[str, Any]) -> str:
         """Start the run; returns ``created`` or ``exists`` (a retry of the same check).
@@ -58,8 +63,10 @@ class RetrainTrigger:
         if dag.get("is_paused"):
             raise AirflowApiError(
                 f"{self.dag_id} is paused: a triggered run would wait forever. Unpause it in the "
-                "Airflow UI (or PATCH /api/v2/dags/{dag_id} {\"is_paused\": false}).",
-                status=None, dag_id=self.dag_id, paused=True,
+                'Airflow UI (or PATCH /api/v2/dags/{dag_id} {"is_paused": false}).',
+                status=None,
+                dag_id=self.dag_id,
+                paused=True,
             )
         try:
             self.client.trigger_dag_run(self.dag_id, conf=conf, run_id=run_id)

@@ -38,8 +38,10 @@ def mlflow_ui_url() -> str:
 
 
 def _page(title: str, body: str) -> str:
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body><h2>{html.escape(title)}</h2>{body}</body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h2>{html.escape(title)}</h2>{body}</body></html>"
+    )
 
 
 def _esc(value: Any) -> str:
@@ -54,8 +56,13 @@ def pipeline_of(dag_id: str) -> str:
 def _periods_cell(periods: list[dict[str, Any]]) -> str:
     """A version's champion periods, one line each: ``#seq since → until`` (``seq`` orders the
     periods of all versions: a version rolled back to has several)."""
-    return "<br>".join(f"#{p['seq']} {_esc(p['since'])} → {_esc(p['until']) if p['until'] else 'serving'}"
-                       for p in periods) or "-"
+    return (
+        "<br>".join(
+            f"#{p['seq']} {_esc(p['since'])} → {_esc(p['until']) if p['until'] else 'serving'}"
+            for p in periods
+        )
+        or "-"
+    )
 
 
 def timeline_html(dag_id: str) -> str:
@@ -69,18 +76,50 @@ def timeline_html(dag_id: str) -> str:
     mlflow = mlflow_ui_url()
     cells = []
     for r in reversed(rows):
-        gate = "<span class='ok'>passed</span>" if r["gate_passed"] else "<span class='bad'>failed</span>"
+        gate = (
+            "<span class='ok'>passed</span>"
+            if r["gate_passed"]
+            else "<span class='bad'>failed</span>"
+        )
         link = f"<a href='{mlflow}/#/models/{html.escape(name)}/versions/{r['version']}' target='_blank'>v{r['version']}</a>"
-        cells.append("<tr>" + "".join(f"<td>{c}</td>" for c in (
-            link, _esc(", ".join(r["aliases"])), _esc(r["mode"]), _esc(r["parent_version"]),
-            f"{_esc(r['window_start'])} → {_esc(r['window_end'])}", _esc(r["rows"]),
-            _esc(r["challenger_metric"]), _esc(r["champion_metric"]), gate,
-            _periods_cell(r["champion_periods"]), _esc(r["trigger_reason"]),
-            _esc(r["dag_run_id"]),
-        )) + "</tr>")
-    head = "".join(f"<th>{h}</th>" for h in (
-        "version", "aliases", "mode", "parent", "training window", "rows", "metric", "champion's metric",
-        "gate", "champion periods (#, from → until)", "reason", "dag run"))
+        cells.append(
+            "<tr>"
+            + "".join(
+                f"<td>{c}</td>"
+                for c in (
+                    link,
+                    _esc(", ".join(r["aliases"])),
+                    _esc(r["mode"]),
+                    _esc(r["parent_version"]),
+                    f"{_esc(r['window_start'])} → {_esc(r['window_end'])}",
+                    _esc(r["rows"]),
+                    _esc(r["challenger_metric"]),
+                    _esc(r["champion_metric"]),
+                    gate,
+                    _periods_cell(r["champion_periods"]),
+                    _esc(r["trigger_reason"]),
+                    _esc(r["dag_run_id"]),
+                )
+            )
+            + "</tr>"
+        )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "version",
+            "aliases",
+            "mode",
+            "parent",
+            "training window",
+            "rows",
+            "metric",
+            "champion's metric",
+            "gate",
+            "champion periods (#, from → until)",
+            "reason",
+            "dag run",
+        )
+    )
     return _page(f"{name}: model timeline", f"<table><tr>{head}</tr>{''.join(cells)}</table>")
 
 
@@ -94,16 +133,22 @@ def run_html(dag_id: str, run_id: str, artifact_root: Path | None = None) -> str
     if not run_dir.is_dir():
         return _page(f"{name}: run {run_id}", "<p>This run has written no artifacts (yet).</p>")
     parts = []
-    for stage, file in (("pull", "report.json"), ("validate", "report.json"), ("evaluate", "verdict.json"),
-                        ("promote", "manifest.json")):
+    for stage, file in (
+        ("pull", "report.json"),
+        ("validate", "report.json"),
+        ("evaluate", "verdict.json"),
+        ("promote", "manifest.json"),
+    ):
         path = run_dir / stage / file
         if not path.is_file():
             parts.append(f"<h3>{stage}</h3><p>not reached</p>")
             continue
         data = json.loads(path.read_text())
-        parts.append(f"<h3>{stage}</h3>{_summary(stage, data)}"
-                     f"<details><summary>{html.escape(str(path))}</summary><pre>"
-                     f"{html.escape(json.dumps(data, indent=2)[:20000])}</pre></details>")
+        parts.append(
+            f"<h3>{stage}</h3>{_summary(stage, data)}"
+            f"<details><summary>{html.escape(str(path))}</summary><pre>"
+            f"{html.escape(json.dumps(data, indent=2)[:20000])}</pre></details>"
+        )
     return _page(f"{name}: run {run_id}", "".join(parts))
 
 
@@ -111,21 +156,26 @@ def _summary(stage: str, data: dict[str, Any]) -> str:
     if stage in ("pull", "validate") and not data.get("success", True):
         err = data.get("error") or {}
         lines = err.get("message") or "; ".join(
-            f["message"] for d in data.get("datasets", []) for f in d.get("failures", []))
+            f["message"] for d in data.get("datasets", []) for f in d.get("failures", [])
+        )
         return f"<p class='bad'>failed: {html.escape(str(lines))}</p>"
     if stage == "pull":
-        return (f"<p>mode <code>{_esc(data.get('mode'))}</code> ({_esc(data.get('mode_reason'))}); "
-                f"train {_esc(data.get('train', {}).get('rows'))} rows "
-                f"[{_esc(data.get('train', {}).get('start'))}, {_esc(data.get('train', {}).get('end'))}), "
-                f"holdout {_esc(data.get('holdout', {}).get('rows'))} rows</p>")
+        return (
+            f"<p>mode <code>{_esc(data.get('mode'))}</code> ({_esc(data.get('mode_reason'))}); "
+            f"train {_esc(data.get('train', {}).get('rows'))} rows "
+            f"[{_esc(data.get('train', {}).get('start'))}, {_esc(data.get('train', {}).get('end'))}), "
+            f"holdout {_esc(data.get('holdout', {}).get('rows'))} rows</p>"
+        )
     if stage == "validate":
         return "<p class='ok'>all expectations met</p>"
     if stage == "evaluate":
         cls, word = ("ok", "passed") if data.get("passed") else ("bad", "failed")
         reasons = "".join(f"<li>{html.escape(r)}</li>" for r in data.get("reasons", []))
         return f"<p class='{cls}'>gate {word}</p><ul>{reasons}</ul>"
-    return (f"<p>registered <code>{_esc(data.get('model_uri'))}</code>; champion is version "
-            f"{_esc(data.get('champion_version'))}{' (awaiting approval)' if data.get('awaiting_approval') else ''}</p>")
+    return (
+        f"<p>registered <code>{_esc(data.get('model_uri'))}</code>; champion is version "
+        f"{_esc(data.get('champion_version'))}{' (awaiting approval)' if data.get('awaiting_approval') else ''}</p>"
+    )
 
 
 def create_app() -> Any:

@@ -15,27 +15,17 @@ frozen for warm starts), the metrics and the gate, and the monitoring check with
 the trigger policy (sampled, no HTML). The optional data validation is
 :func:`~retrainflow.validation.validate_frame`.
 
-Strategies are configurations (:class:`Strategy`), not code paths:
-
-==============  ===============================================================
-kind            what happens at a retrain step
-==============  ===============================================================
-``static``      trained once (warm-up window), never again
-``stateless``   a new model on the last ``window_days`` (``None`` = all history)
-``oracle``      ``stateless`` at every batch: the expensive upper reference
-``warm_start``  the strategy's model continued on the rows since its data end
-                (plus a replay sample), with ``warm_method``
-``hybrid``      mode ``auto``: the pull stage's resolver decides (a full stateless
-                refit after ``full_refit_every`` consecutive warm starts, ...)
-``policy``      a monitoring check at every batch; :func:`~retrainflow.policy.decide`
-                says when to retrain and in which mode (as configured)
-==============  ===============================================================
+Strategies are configurations (:class:`Strategy`), not code paths; the kinds
+(``static``, ``stateless``, ``oracle``, ``warm_start``, ``hybrid`` = mode ``auto``,
+``policy`` = the monitoring DAG's check and trigger policy) are listed in
+:mod:`retrainflow.backtest.strategies`.
 
 Warm-start methods are those of the DAG's train stage (``training.warm_start.method``,
 :func:`~retrainflow.core.training.continue_estimator`): ``append`` (trees added on the
 new rows; SGD: ``partial_fit``), ``refit`` (LightGBM ``Booster.refit``: leaf values
 re-fitted on the new rows with a decay, no tree added), ``refit_append`` and
-``bounded`` (append, drop the oldest trees beyond ``max_trees``, re-fit). A strategy
+``bounded`` (append, then keep ``max_trees`` trees — the from-scratch fit's and the
+newest — and re-fit). A strategy
 names its method; ``hybrid`` and ``policy`` default to the pipeline's own, so they
 replay what the DAGs would do.
 

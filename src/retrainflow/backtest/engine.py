@@ -76,9 +76,13 @@ class _State:
         """The serving model, as the mode resolver sees a champion."""
         if self.model is None:
             return None
-        return ChampionFacts(version=f"#{self.version}", estimator=config.training.estimator,
-                             data_end=self.data_end, warm_starts_since_full=self.warm_since_full,
-                             schema=self.schema)
+        return ChampionFacts(
+            version=f"#{self.version}",
+            estimator=config.training.estimator,
+            data_end=self.data_end,
+            warm_starts_since_full=self.warm_since_full,
+            schema=self.schema,
+        )
 
 
 @dataclass
@@ -151,9 +155,14 @@ def run_backtest(
         raise ValueError(f"batch_days must be >= 1; got {batch_days}")
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1; got {jobs}")
-    strats = [Strategy.from_spec(s) for s in
-              (strategies if strategies is not None else default_strategies(config,
-                                                                           batch_days=batch_days))]
+    strats = [
+        Strategy.from_spec(s)
+        for s in (
+            strategies
+            if strategies is not None
+            else default_strategies(config, batch_days=batch_days)
+        )
+    ]
     check_strategies(config, strats)
 
     source = make_source(config)
@@ -161,13 +170,17 @@ def run_backtest(
     start = start or (days[0] if days else None)
     end = end or (days[-1] + timedelta(days=1) if days else None)
     if start is None or end is None or not any(start <= d < end for d in days):
-        raise EmptyWindowError(f"No data for '{config.name}' in [{start}, {end}) in {source.uri}. "
-                               f"Seed it first (`retrainflow seed {config.name} --until DATE`).")
+        raise EmptyWindowError(
+            f"No data for '{config.name}' in [{start}, {end}) in {source.uri}. "
+            f"Seed it first (`retrainflow seed {config.name} --until DATE`)."
+        )
     warmup = warmup_days if warmup_days is not None else config.training.window_days
     first_batch = start + timedelta(days=warmup)
     if first_batch >= end:
-        raise EmptyWindowError(f"The warm-up of {warmup} days from {start} leaves no batch "
-                               f"before {end}; pick an earlier start or a shorter warm-up.")
+        raise EmptyWindowError(
+            f"The warm-up of {warmup} days from {start} leaves no batch "
+            f"before {end}; pick an earlier start or a shorter warm-up."
+        )
     data = TimeFrame(config, source.read_window(start, end))
     batches = []
     b0 = first_batch
@@ -178,12 +191,20 @@ def run_backtest(
         b0 = b1
     if not batches:
         raise EmptyWindowError(f"No rows after the warm-up ({first_batch} to {end}).")
-    log.info("backtest %s: %d rows, %d batches of %d days, %d strategies", config.name,
-             len(data.frame), len(batches), batch_days, len(strats))
+    log.info(
+        "backtest %s: %d rows, %d batches of %d days, %d strategies",
+        config.name,
+        len(data.frame),
+        len(batches),
+        batch_days,
+        len(strats),
+    )
 
     engine_kwargs: dict[str, Any] = {
-        "validate": validate, "drift_sample_rows": drift_sample_rows,
-        "configs": {s.name: strategy_config(config, s) for s in strats}}
+        "validate": validate,
+        "drift_sample_rows": drift_sample_rows,
+        "configs": {s.name: strategy_config(config, s) for s in strats},
+    }
     if jobs > 1 and len(strats) > 1:
         per = _run_parallel(config, start, end, engine_kwargs, strats, batches, jobs, progress)
     else:
@@ -200,11 +221,18 @@ def run_backtest(
                 progress(f"step {i + 1}/{len(batches)} {b0}: {bits}")
     n_last = last_n or max(1, len(batches) // 4)
     return BacktestResult(
-        schema_version=SCHEMA_VERSION, pipeline=config.name, task=config.task,
+        schema_version=SCHEMA_VERSION,
+        pipeline=config.name,
+        task=config.task,
         primary_metric=config.evaluation.primary_metric,
         lower_is_better=config.lower_is_better,
-        start=start.isoformat(), end=end.isoformat(), first_batch=first_batch.isoformat(),
-        batch_days=batch_days, warmup_days=warmup, data_rows=len(data.frame), last_n=n_last,
+        start=start.isoformat(),
+        end=end.isoformat(),
+        first_batch=first_batch.isoformat(),
+        batch_days=batch_days,
+        warmup_days=warmup,
+        data_rows=len(data.frame),
+        last_n=n_last,
         strategies=[s.to_dict() for s in strats],
         steps=[r for s in strats for r in per[s.name]],
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -237,9 +265,16 @@ def _replay_one(strategy: Strategy, batches: list[tuple[date, date]]) -> list[St
     return [engine.step(strategy, state, i, b0, b1) for i, (b0, b1) in enumerate(batches)]
 
 
-def _run_parallel(config: PipelineConfig, start: date, end: date, engine_kwargs: dict[str, Any],
-                  strats: Sequence[Strategy], batches: list[tuple[date, date]], jobs: int,
-                  progress: Callable[[str], None] | None) -> dict[str, list[StepRecord]]:
+def _run_parallel(
+    config: PipelineConfig,
+    start: date,
+    end: date,
+    engine_kwargs: dict[str, Any],
+    strats: Sequence[Strategy],
+    batches: list[tuple[date, date]],
+    jobs: int,
+    progress: Callable[[str], None] | None,
+) -> dict[str, list[StepRecord]]:
     """Replay the strategies in ``jobs`` worker processes, one strategy per task.
 
     Strategies share nothing but the data, so each one's steps are the same as in a
@@ -255,18 +290,22 @@ def _run_parallel(config: PipelineConfig, start: date, end: date, engine_kwargs:
     cost = {"oracle": 0, "policy": 1, "stateless": 2, "hybrid": 3, "warm_start": 4, "static": 5}
     order = sorted(strats, key=lambda s: (cost[s.kind], s.window_days is not None))
     per: dict[str, list[StepRecord]] = {}
-    with ProcessPoolExecutor(max_workers=min(jobs, len(strats)),
-                             mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_init_worker,
-                             initargs=(config, start, end, engine_kwargs)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(jobs, len(strats)),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(config, start, end, engine_kwargs),
+    ) as pool:
         futures = {pool.submit(_replay_one, s, batches): s for s in order}
         for future in as_completed(futures):
             s = futures[future]
             per[s.name] = future.result()
             if progress:
                 values = [r.metric for r in per[s.name] if r.metric is not None]
-                progress(f"{s.name}: {len(per[s.name])} batches done ({len(per)}/{len(strats)}), "
-                         f"mean {_fmt(float(np.mean(values)) if values else None)}")
+                progress(
+                    f"{s.name}: {len(per[s.name])} batches done ({len(per)}/{len(strats)}), "
+                    f"mean {_fmt(float(np.mean(values)) if values else None)}"
+                )
     return {s.name: per[s.name] for s in strats}
 
 
@@ -277,8 +316,16 @@ def _fmt(x: float | None) -> str:
 class _Engine:
     """The step logic shared by every strategy."""
 
-    def __init__(self, config: PipelineConfig, data: TimeFrame, start: date, *, validate: bool,
-                 drift_sample_rows: int, configs: Mapping[str, PipelineConfig]) -> None:
+    def __init__(
+        self,
+        config: PipelineConfig,
+        data: TimeFrame,
+        start: date,
+        *,
+        validate: bool,
+        drift_sample_rows: int,
+        configs: Mapping[str, PipelineConfig],
+    ) -> None:
         self.config = config
         self.configs = configs  # the config each strategy runs with (strategy_config)
         self.data = data
@@ -318,7 +365,7 @@ class _Engine:
             st.gate_metric = fit.gate_metric
         assert st.model is not None
         batch = self.data.rows(b0, b1)
-        y = self.data.y[self.data.pos(b0):self.data.pos(b1)]
+        y = self.data.y[self.data.pos(b0) : self.data.pos(b1)]
         scores = metrics.compute_metrics(self.config.task, y, st.model.predict(batch))
         metric = scores[self.primary]
         if st.gate_metric is None and math.isfinite(metric):
@@ -327,26 +374,34 @@ class _Engine:
         st.cum_cpu += cpu + monitor_cpu
         trained = fit is not None and fit.model is not None
         return StepRecord(
-            strategy=s.name, step=i, batch_start=b0.isoformat(), batch_end=b1.isoformat(),
-            rows=len(batch), metric=metrics.finite_or_none(metric),
+            strategy=s.name,
+            step=i,
+            batch_start=b0.isoformat(),
+            batch_end=b1.isoformat(),
+            rows=len(batch),
+            metric=metrics.finite_or_none(metric),
             metrics={k: metrics.finite_or_none(v) for k, v in scores.items()},
             retrained=trained,
             promoted=bool(fit and fit.promoted),
             mode=str(fit.mode) if fit and trained else None,
             reason=note if fit is None else (fit.skipped or fit.reason),
             warm_method=s.warm_method if fit and fit.mode == Mode.WARM_START and trained else None,
-            rows_read=fit.rows_read if fit else 0, new_rows=fit.new_rows if fit else 0,
+            rows_read=fit.rows_read if fit else 0,
+            new_rows=fit.new_rows if fit else 0,
             replay_rows=fit.replay_rows if fit else 0,
-            train_cpu_seconds=round(cpu, 4), train_wall_seconds=round(fit.wall if fit else 0.0, 4),
+            train_cpu_seconds=round(cpu, 4),
+            train_wall_seconds=round(fit.wall if fit else 0.0, 4),
             peak_rss_mb=None if not fit or fit.peak is None else round(fit.peak, 1),
             train_mem_mb=None if not fit or fit.mem is None else round(fit.mem, 2),
             monitor_cpu_seconds=round(monitor_cpu, 4),
-            cumulative_cpu_seconds=round(st.cum_cpu, 4), model_size_kb=st.size_kb,
+            cumulative_cpu_seconds=round(st.cum_cpu, 4),
+            model_size_kb=st.size_kb,
             num_trees=st.model.num_trees,
             data_start=st.data_start.isoformat() if st.data_start else None,
             data_end=st.data_end.isoformat() if st.data_end else None,
             gate_passed=fit.gate_passed if fit else None,
-            drift_share=drift_share, triggered=triggered,
+            drift_share=drift_share,
+            triggered=triggered,
         )
 
     # -- when ----------------------------------------------------------------------------
@@ -364,8 +419,9 @@ class _Engine:
             return Mode.WARM_START, why
         return Mode.AUTO, why  # hybrid: the DAG's ``training.mode: auto``
 
-    def _policy(self, s: Strategy, st: _State, b0: date
-                ) -> tuple[tuple[Mode, str] | None, float, float | None, bool, str]:
+    def _policy(
+        self, s: Strategy, st: _State, b0: date
+    ) -> tuple[tuple[Mode, str] | None, float, float | None, bool, str]:
         """The monitoring DAG's check on the rows before ``b0`` and the policy's decision
         (the request, the check's CPU seconds, its drift share, whether it triggered, and
         why not)."""
@@ -379,30 +435,43 @@ class _Engine:
         win = windows.monitoring(b0, mon.current_days, mon.label_delay_days)
         with measure() as cost:
             measured = run_check(
-                cfg, model=st.model, reference=self.data.rows(st.data_start, st.data_end),
+                cfg,
+                model=st.model,
+                reference=self.data.rows(st.data_start, st.data_end),
                 current=self.data.rows(win.current.start, win.current.end),
-                label_cutoff=win.label_cutoff, checked_at=now, champion_schema=st.schema,
-                reference_cap=REFERENCE_CAP, render_html=False,
-                drift_sample_rows=self.drift_sample_rows)
+                label_cutoff=win.label_cutoff,
+                checked_at=now,
+                champion_schema=st.schema,
+                reference_cap=REFERENCE_CAP,
+                render_html=False,
+                drift_sample_rows=self.drift_sample_rows,
+            )
             check = measured.check
             decision = decide_retrain(
-                cfg, check, st.facts(cfg), gate_metric=st.gate_metric,
-                previous_checks=st.checks, trigger_times=st.trigger_times,
+                cfg,
+                check,
+                st.facts(cfg),
+                gate_metric=st.gate_metric,
+                previous_checks=st.checks,
+                trigger_times=st.trigger_times,
                 retrain_active=False,
-                new_labelled_rows=self.data.count(st.data_end, win.label_cutoff), now=now)
+                new_labelled_rows=self.data.count(st.data_end, win.label_cutoff),
+                now=now,
+            )
         st.checks.append(check)
         if not decision.trigger:
             note = "policy: no trigger"
             if decision.reasons:
-                note += f" ({','.join(decision.reasons)} blocked by {','.join(decision.blocked_by)})"
+                note += (
+                    f" ({','.join(decision.reasons)} blocked by {','.join(decision.blocked_by)})"
+                )
             return None, cost.cpu_seconds, check.drift_share, False, note
         st.trigger_times.append(check.checked_at)
         why = f"policy: {','.join(decision.reasons)} ({decision.mode}: {decision.mode_reason})"
         return (Mode(decision.mode), why), cost.cpu_seconds, check.drift_share, True, ""
 
     # -- how -----------------------------------------------------------------------------
-    def _train(self, s: Strategy, st: _State, i: int, request: tuple[Mode, str],
-               b0: date) -> _Fit:
+    def _train(self, s: Strategy, st: _State, i: int, request: tuple[Mode, str], b0: date) -> _Fit:
         """Resolve the mode as the pull stage does, read the rows, fit, and gate."""
         import pandas as pd
 
@@ -411,27 +480,42 @@ class _Engine:
         cfg = self.configs[s.name]
         requested, why = request
         first = st.model is None
-        train_end = windows.holdout(b0, cfg.evaluation.holdout_days).start \
-            if s.gate and not first else b0
+        train_end = (
+            windows.holdout(b0, cfg.evaluation.holdout_days).start if s.gate and not first else b0
+        )
         rng = np.random.default_rng([cfg.training.random_seed, i, zlib.crc32(s.name.encode())])
         if s.replay_source == "reservoir" and s.warm:
             self._offer(s, st, self.data.pos(train_end), rng)
         facts = st.facts(cfg)
         new = None
-        if requested != Mode.STATELESS and facts is not None and facts.data_end is not None \
-                and facts.data_end < train_end:
+        if (
+            requested != Mode.STATELESS
+            and facts is not None
+            and facts.data_end is not None
+            and facts.data_end < train_end
+        ):
             new = self.data.rows(facts.data_end, train_end)
         change = schema_diff(st.schema, schema_of(new)) if new is not None and len(new) else None
         try:
-            decision = resolve_mode(cfg, requested, facts, train_end=train_end,
-                                    new_rows=None if new is None else len(new),
-                                    schema_change=change)
+            decision = resolve_mode(
+                cfg,
+                requested,
+                facts,
+                train_end=train_end,
+                new_rows=None if new is None else len(new),
+                schema_change=change,
+            )
         except ModeError as exc:
             fit = _Fit(mode=requested, reason=why, data_end=train_end)
             fit.skipped = f"{why}: {exc.message}"
             return fit
-        fit = _Fit(mode=decision.mode, reason=f"{why}: {decision.reason}" if requested == Mode.AUTO
-                   or decision.mode != requested else why, data_end=train_end)
+        fit = _Fit(
+            mode=decision.mode,
+            reason=f"{why}: {decision.reason}"
+            if requested == Mode.AUTO or decision.mode != requested
+            else why,
+            data_end=train_end,
+        )
         if decision.mode == Mode.WARM_START:
             assert facts is not None and facts.data_end is not None and new is not None
             if len(new) == 0:
@@ -448,8 +532,10 @@ class _Engine:
             if len(raw) == 0:
                 fit.skipped = f"{fit.reason}: no rows in {window}"
                 if first:
-                    raise EmptyWindowError(f"No rows to train on before {b0} for strategy "
-                                           f"'{s.name}'; use a longer warm-up.")
+                    raise EmptyWindowError(
+                        f"No rows to train on before {b0} for strategy "
+                        f"'{s.name}'; use a longer warm-up."
+                    )
                 return fit
         fit.rows_read = len(raw)
         if self.validate:
@@ -458,25 +544,34 @@ class _Engine:
             report = validate_frame(cfg, raw, dataset=f"{s.name}@{b0}")
             if not report.success:
                 if first:
-                    raise DataError(f"The warm-up window of '{s.name}' fails validation: "
-                                    f"{report.summary()}")
+                    raise DataError(
+                        f"The warm-up window of '{s.name}' fails validation: {report.summary()}"
+                    )
                 fit.skipped = f"{fit.reason}; validation failed: {report.summary().splitlines()[0]}"
                 return fit
         parent = st.model if decision.mode == Mode.WARM_START else None
         with measure() as cost:
             fit.model = training.train_model(
-                cfg, raw, parent, method=s.warm_method, decay_rate=s.decay_rate,
-                num_boost_round=s.num_boost_round, max_trees=s.max_trees)
+                cfg,
+                raw,
+                parent,
+                method=s.warm_method,
+                decay_rate=s.decay_rate,
+                num_boost_round=s.num_boost_round,
+                max_trees=s.max_trees,
+            )
         fit.cpu, fit.wall, fit.peak = cost.cpu_seconds, cost.wall_seconds, cost.peak_rss_mb
-        fit.mem = (float(raw.memory_usage(deep=True).sum()) / 2**20
-                   + max(0.0, cost.peak_rss_mb - cost.start_rss_mb))
+        fit.mem = float(raw.memory_usage(deep=True).sum()) / 2**20 + max(
+            0.0, cost.peak_rss_mb - cost.start_rss_mb
+        )
         fit.promoted = True
         if s.gate and not first:
             self._gate(cfg, fit, st, train_end, b0)
         return fit
 
-    def _gate(self, cfg: PipelineConfig, fit: _Fit, st: _State, holdout_start: date,
-              b0: date) -> None:
+    def _gate(
+        self, cfg: PipelineConfig, fit: _Fit, st: _State, holdout_start: date, b0: date
+    ) -> None:
         """Challenger vs the current model on the holdout days; promote only on a pass."""
         assert fit.model is not None and st.model is not None
         holdout = self.data.rows(holdout_start, b0)
@@ -489,8 +584,9 @@ class _Engine:
         fit.reason += f"; gate {'passed' if result.passed else 'failed'}: {result.reasons[0]}"
         fit.gate_metric = result.challenger[self.primary]
 
-    def _replay(self, s: Strategy, st: _State, n_new: int, rng: np.random.Generator
-                ) -> pd.DataFrame:
+    def _replay(
+        self, s: Strategy, st: _State, n_new: int, rng: np.random.Generator
+    ) -> pd.DataFrame:
         """Older rows mixed into a warm start (none when ``replay_fraction`` is 0)."""
         n = training.replay_size(n_new, s.replay_fraction)
         assert st.data_end is not None
@@ -516,6 +612,6 @@ class _Engine:
             pos = np.concatenate([st.reservoir, pos])
             keys = np.concatenate([st.reservoir_keys, keys])
         if len(pos) > s.reservoir_rows:
-            keep = np.argpartition(keys, s.reservoir_rows)[:s.reservoir_rows]
+            keep = np.argpartition(keys, s.reservoir_rows)[: s.reservoir_rows]
             pos, keys = pos[keep], keys[keep]
         st.reservoir, st.reservoir_keys, st.offered = pos, keys, upto

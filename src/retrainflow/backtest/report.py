@@ -25,10 +25,12 @@ def save(result: BacktestResult, out_dir: Path | str) -> dict[str, Path]:
     out = StageDir(Path(out_dir))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     paths = {"json": out.write_json("backtest.json", result.to_dict())}
-    paths["metric_png"] = out.write_with("metric_over_time.png",
-                                         lambda p: _plot(result, p, "metric"))
-    paths["compute_png"] = out.write_with("cumulative_compute.png",
-                                          lambda p: _plot(result, p, "compute"))
+    paths["metric_png"] = out.write_with(
+        "metric_over_time.png", lambda p: _plot(result, p, "metric")
+    )
+    paths["compute_png"] = out.write_with(
+        "cumulative_compute.png", lambda p: _plot(result, p, "compute")
+    )
     return paths
 
 
@@ -61,16 +63,25 @@ def _plot(result: BacktestResult, path: Path, what: Literal["metric", "compute"]
         else:
             y = [s.cumulative_cpu_seconds for s in steps]
         style = "--" if name in ("static", "oracle") else "-"
-        ax.plot(np.array(x, dtype="datetime64[D]"), y, style, label=name, linewidth=1.2, color=colors[(2 * k) % 20 + (k // 10) % 2],
-                marker="." if len(x) < 60 else None)
+        ax.plot(
+            np.array(x, dtype="datetime64[D]"),
+            y,
+            style,
+            label=name,
+            linewidth=1.2,
+            color=colors[(2 * k) % 20 + (k // 10) % 2],
+            marker="." if len(x) < 60 else None,
+        )
     locator = AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     if what == "metric":
         ax.set_ylabel(f"{result.primary_metric} on the next batch")
-        ax.set_title(f"{result.pipeline}: forward-in-time {result.primary_metric} "
-                     f"({result.batch_days}-day batches"
-                     + (f"; rolling mean of {smooth} batches)" if smooth > 1 else ")"))
+        ax.set_title(
+            f"{result.pipeline}: forward-in-time {result.primary_metric} "
+            f"({result.batch_days}-day batches"
+            + (f"; rolling mean of {smooth} batches)" if smooth > 1 else ")")
+        )
     else:
         ax.set_ylabel("cumulative CPU seconds (train + monitor)")
         ax.set_yscale("log")
@@ -81,8 +92,7 @@ def _plot(result: BacktestResult, path: Path, what: Literal["metric", "compute"]
     fig.savefig(path, format="png")
 
 
-def log_to_mlflow(config: PipelineConfig, result: BacktestResult, paths: Mapping[str, Path]
-                  ) -> str:
+def log_to_mlflow(config: PipelineConfig, result: BacktestResult, paths: Mapping[str, Path]) -> str:
     """One run in experiment ``<pipeline>-backtest``: summary metrics and the saved files.
 
     Returns:
@@ -90,9 +100,16 @@ def log_to_mlflow(config: PipelineConfig, result: BacktestResult, paths: Mapping
     """
     from retrainflow.reports import log_report_to_mlflow
 
-    metrics = {f"{row['strategy']}.{key}": row[key] for row in result.summary()
-               for key in ("mean_metric", "last_metric", "train_cpu_s", "train_mem_mb", "retrains")}
+    metrics = {
+        f"{row['strategy']}.{key}": row[key]
+        for row in result.summary()
+        for key in ("mean_metric", "last_metric", "train_cpu_s", "train_mem_mb", "retrains")
+    }
     return log_report_to_mlflow(
-        f"{config.name}-backtest", f"backtest {result.start}..{result.end}", paths.values(),
-        metrics=metrics, artifact_path="backtest",
-        tags={"batch_days": str(result.batch_days), "strategies": ",".join(result.strategy_names)})
+        f"{config.name}-backtest",
+        f"backtest {result.start}..{result.end}",
+        paths.values(),
+        metrics=metrics,
+        artifact_path="backtest",
+        tags={"batch_days": str(result.batch_days), "strategies": ",".join(result.strategy_names)},
+    )

@@ -87,9 +87,19 @@ class StepRecord(Manifest):
 #: The keys of one step in ``backtest.json`` (the schema the tests pin).
 STEP_FIELDS = tuple(f.name for f in fields(StepRecord))
 #: Columns of :meth:`BacktestResult.summary`.
-SUMMARY_COLUMNS = ("strategy", "kind", "mean_metric", "last_metric", "retrains",
-                   "train_cpu_s", "monitor_cpu_s", "train_mem_mb", "peak_rss_mb", "rows_read",
-                   "model_kb")
+SUMMARY_COLUMNS = (
+    "strategy",
+    "kind",
+    "mean_metric",
+    "last_metric",
+    "retrains",
+    "train_cpu_s",
+    "monitor_cpu_s",
+    "train_mem_mb",
+    "peak_rss_mb",
+    "rows_read",
+    "model_kb",
+)
 
 
 @dataclass(frozen=True)
@@ -160,19 +170,21 @@ class BacktestResult(Manifest):
             last = [v for s in steps[-n:] if (v := finite_or_none(s.metric)) is not None]
             peaks = [s.peak_rss_mb for s in steps if s.peak_rss_mb is not None]
             mems = [s.train_mem_mb for s in steps if s.train_mem_mb is not None]
-            rows.append({
-                "strategy": name,
-                "kind": kinds[name],
-                "mean_metric": round(float(np.mean(values)), 4) if values else None,
-                "last_metric": round(float(np.mean(last)), 4) if last else None,
-                "retrains": sum(s.retrained for s in steps),
-                "train_cpu_s": round(sum(s.train_cpu_seconds for s in steps), 2),
-                "monitor_cpu_s": round(sum(s.monitor_cpu_seconds for s in steps), 2),
-                "peak_rss_mb": round(max(peaks), 1) if peaks else None,
-                "train_mem_mb": round(max(mems), 1) if mems else None,
-                "rows_read": sum(s.rows_read for s in steps),
-                "model_kb": steps[-1].model_size_kb if steps else None,
-            })
+            rows.append(
+                {
+                    "strategy": name,
+                    "kind": kinds[name],
+                    "mean_metric": round(float(np.mean(values)), 4) if values else None,
+                    "last_metric": round(float(np.mean(last)), 4) if last else None,
+                    "retrains": sum(s.retrained for s in steps),
+                    "train_cpu_s": round(sum(s.train_cpu_seconds for s in steps), 2),
+                    "monitor_cpu_s": round(sum(s.monitor_cpu_seconds for s in steps), 2),
+                    "peak_rss_mb": round(max(peaks), 1) if peaks else None,
+                    "train_mem_mb": round(max(mems), 1) if mems else None,
+                    "rows_read": sum(s.rows_read for s in steps),
+                    "model_kb": steps[-1].model_size_kb if steps else None,
+                }
+            )
         return rows
 
     def comparisons(self) -> dict[str, Any]:
@@ -200,16 +212,30 @@ class BacktestResult(Manifest):
             return improvement(primary, a, b)
 
         scored = {n: r for n, r in rows.items() if r["mean_metric"] is not None}
-        full = next((n for n, s in kinds.items() if s["kind"] == "stateless"
-                     and s.get("window_days") is None and n in scored), None)
-        stateless = [n for n, s in kinds.items() if s["kind"] in ("stateless", "oracle")
-                     and n in scored]
+        full = next(
+            (
+                n
+                for n, s in kinds.items()
+                if s["kind"] == "stateless" and s.get("window_days") is None and n in scored
+            ),
+            None,
+        )
+        stateless = [
+            n for n, s in kinds.items() if s["kind"] in ("stateless", "oracle") and n in scored
+        ]
         best = max(stateless, key=lambda n: better(scored[n]["mean_metric"], 0.0), default=None)
         static = next((n for n, s in kinds.items() if s["kind"] == "static" and n in scored), None)
         oracle = next((n for n, s in kinds.items() if s["kind"] == "oracle" and n in scored), None)
-        out: dict[str, Any] = {"references": {"stateless_full": full, "best_stateless": best,
-                                              "static": static, "oracle": oracle},
-                               "warm_start": [], "policy": []}
+        out: dict[str, Any] = {
+            "references": {
+                "stateless_full": full,
+                "best_stateless": best,
+                "static": static,
+                "oracle": oracle,
+            },
+            "warm_start": [],
+            "policy": [],
+        }
 
         def ratio(a: float | None, b: float | None) -> float | None:
             return None if not a or not b else round(a / b, 1)
@@ -220,10 +246,14 @@ class BacktestResult(Manifest):
                 if s["kind"] not in WARM_KINDS or n not in scored:
                     continue
                 r = scored[n]
-                out["warm_start"].append({
-                    "strategy": n, "cpu_x_less": ratio(ref["train_cpu_s"], r["train_cpu_s"]),
-                    "mem_x_less": ratio(ref["train_mem_mb"], r["train_mem_mb"]),
-                    "points_behind_best": round(100 * better(top, r["mean_metric"]), 2)})
+                out["warm_start"].append(
+                    {
+                        "strategy": n,
+                        "cpu_x_less": ratio(ref["train_cpu_s"], r["train_cpu_s"]),
+                        "mem_x_less": ratio(ref["train_mem_mb"], r["train_mem_mb"]),
+                        "points_behind_best": round(100 * better(top, r["mean_metric"]), 2),
+                    }
+                )
             out["warm_start"].sort(key=lambda g: g["points_behind_best"])
         if static and oracle:
             base = scored[static]["mean_metric"]
@@ -233,12 +263,17 @@ class BacktestResult(Manifest):
                 if s["kind"] != "policy" or n not in scored:
                     continue
                 gain = better(scored[n]["mean_metric"], base)
-                out["policy"].append({
-                    "strategy": n, "gain_points": round(100 * gain, 2),
-                    "oracle_gain_points": round(100 * oracle_gain, 2),
-                    "gain_share": None if oracle_gain <= 0 else round(gain / oracle_gain, 3),
-                    "retrains": scored[n]["retrains"] - 1, "oracle_retrains": oracle_retrains,
-                    "retrain_share": round((scored[n]["retrains"] - 1) / oracle_retrains, 3)})
+                out["policy"].append(
+                    {
+                        "strategy": n,
+                        "gain_points": round(100 * gain, 2),
+                        "oracle_gain_points": round(100 * oracle_gain, 2),
+                        "gain_share": None if oracle_gain <= 0 else round(gain / oracle_gain, 3),
+                        "retrains": scored[n]["retrains"] - 1,
+                        "oracle_retrains": oracle_retrains,
+                        "retrain_share": round((scored[n]["retrains"] - 1) / oracle_retrains, 3),
+                    }
+                )
             out["policy"].sort(key=lambda g: -(g["gain_share"] or 0.0))
         return out
 
@@ -252,8 +287,9 @@ class BacktestResult(Manifest):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BacktestResult:
         """Inverse of :meth:`to_dict` (the derived keys are dropped)."""
-        return super().from_dict({k: v for k, v in data.items()
-                                  if k not in ("summary", "comparisons")})
+        return super().from_dict(
+            {k: v for k, v in data.items() if k not in ("summary", "comparisons")}
+        )
 
 
 def _finite(x: float | None) -> bool:

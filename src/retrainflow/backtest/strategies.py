@@ -92,10 +92,15 @@ class Strategy(Manifest):
 
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
             raise bad("name must be letters, digits, '_' or '-'")
-        for attr, typ in (("kind", Kind), ("warm_method", WarmMethod),
-                          ("replay_source", ReplaySource)):
+        for attr, typ in (
+            ("kind", Kind),
+            ("warm_method", WarmMethod),
+            ("replay_source", ReplaySource),
+        ):
             if getattr(self, attr) not in get_args(typ):
-                raise bad(f"{attr} must be one of {list(get_args(typ))}; got {getattr(self, attr)!r}")
+                raise bad(
+                    f"{attr} must be one of {list(get_args(typ))}; got {getattr(self, attr)!r}"
+                )
         if self.window_days is not None and self.window_days < 1:
             raise bad("window_days must be >= 1 or None")
         if self.retrain_every < 1:
@@ -154,66 +159,139 @@ def default_strategies(config: PipelineConfig, *, batch_days: int = 1) -> list[S
     replay = ws.replay_fraction or 0.2
     every = f"every {weekly * batch_days} days"
     # hybrid and policy replay what the DAGs do: the pipeline's own warm-start method.
-    as_configured: dict[str, Any] = {"warm_method": ws.method, "decay_rate": ws.decay_rate,
-                                     "max_trees": ws.max_trees}
+    as_configured: dict[str, Any] = {
+        "warm_method": ws.method,
+        "decay_rate": ws.decay_rate,
+        "max_trees": ws.max_trees,
+    }
     out = [
-        Strategy("static", "static", window_days=window,
-                 description=f"one fit on the first {window} days, never retrained"),
-        Strategy("stateless_full", "stateless", window_days=None, retrain_every=weekly,
-                 description=f"stateless on all history, {every}"),
-        Strategy("stateless_window", "stateless", window_days=window, retrain_every=weekly,
-                 description=f"stateless on the last {window} days, {every}"),
+        Strategy(
+            "static",
+            "static",
+            window_days=window,
+            description=f"one fit on the first {window} days, never retrained",
+        ),
+        Strategy(
+            "stateless_full",
+            "stateless",
+            window_days=None,
+            retrain_every=weekly,
+            description=f"stateless on all history, {every}",
+        ),
+        Strategy(
+            "stateless_window",
+            "stateless",
+            window_days=window,
+            retrain_every=weekly,
+            description=f"stateless on the last {window} days, {every}",
+        ),
     ]
     if tr.estimator in WARM_STARTABLE:
         out += [
-            Strategy("warm_append", "warm_start", window_days=window, retrain_every=weekly,
-                     description=f"naive warm start: trees appended on new rows only, {every}"),
-            Strategy("warm_replay", "warm_start", window_days=window, retrain_every=weekly,
-                     replay_fraction=replay, replay_days=ws.replay_days,
-                     description=f"append on new rows + {replay:.0%} replay of the last "
-                                 f"{ws.replay_days} days, {every}"),
+            Strategy(
+                "warm_append",
+                "warm_start",
+                window_days=window,
+                retrain_every=weekly,
+                description=f"naive warm start: trees appended on new rows only, {every}",
+            ),
+            Strategy(
+                "warm_replay",
+                "warm_start",
+                window_days=window,
+                retrain_every=weekly,
+                replay_fraction=replay,
+                replay_days=ws.replay_days,
+                description=f"append on new rows + {replay:.0%} replay of the last "
+                f"{ws.replay_days} days, {every}",
+            ),
         ]
         if tr.estimator == "lightgbm":
             out += [
-                Strategy("warm_reservoir", "warm_start", window_days=window,
-                         retrain_every=weekly, replay_fraction=max(replay, 0.5),
-                         replay_source="reservoir",
-                         description=f"append on new rows + replay from a reservoir sample, {every}"),
+                Strategy(
+                    "warm_reservoir",
+                    "warm_start",
+                    window_days=window,
+                    retrain_every=weekly,
+                    replay_fraction=max(replay, 0.5),
+                    replay_source="reservoir",
+                    description=f"append on new rows + replay from a reservoir sample, {every}",
+                ),
                 # decay 0.8: best of 0.2/0.5/0.8 on flights (weekly), where it matched the
                 # 60-day stateless refit's ROC AUC at ~1/9 of its CPU.
-                Strategy("warm_refit", "warm_start", window_days=window, retrain_every=weekly,
-                         warm_method="refit", decay_rate=0.8,
-                         description=f"leaf values refitted on new rows (decay 0.8), {every}"),
-                Strategy("warm_refit_append", "warm_start", window_days=window,
-                         retrain_every=weekly, warm_method="refit_append", decay_rate=0.5,
-                         replay_fraction=replay, replay_days=ws.replay_days,
-                         description=f"refit leaves (decay 0.5) + append on new rows with "
-                                     f"replay, {every}"),
-                Strategy("warm_bounded", "warm_start", window_days=window, retrain_every=weekly,
-                         warm_method="bounded", decay_rate=0.5, replay_fraction=replay,
-                         replay_days=ws.replay_days,
-                         description=f"append + drop the oldest trees beyond n_estimators, "
-                                     f"refit leaves, {every}"),
+                Strategy(
+                    "warm_refit",
+                    "warm_start",
+                    window_days=window,
+                    retrain_every=weekly,
+                    warm_method="refit",
+                    decay_rate=0.8,
+                    description=f"leaf values refitted on new rows (decay 0.8), {every}",
+                ),
+                Strategy(
+                    "warm_refit_append",
+                    "warm_start",
+                    window_days=window,
+                    retrain_every=weekly,
+                    warm_method="refit_append",
+                    decay_rate=0.5,
+                    replay_fraction=replay,
+                    replay_days=ws.replay_days,
+                    description=f"refit leaves (decay 0.5) + append on new rows with "
+                    f"replay, {every}",
+                ),
+                Strategy(
+                    "warm_bounded",
+                    "warm_start",
+                    window_days=window,
+                    retrain_every=weekly,
+                    warm_method="bounded",
+                    decay_rate=0.5,
+                    replay_fraction=replay,
+                    replay_days=ws.replay_days,
+                    description=f"append, keep the from-scratch trees and the newest "
+                    f"(n_estimators in all), refit leaves, {every}",
+                ),
             ]
         out.append(
-            Strategy("hybrid", "hybrid", window_days=window, retrain_every=weekly,
-                     replay_fraction=replay, replay_days=ws.replay_days, **as_configured,
-                     description=f"warm start with replay, full refit after "
-                                 f"{ws.max_warm_starts} warm starts, {every} (mode auto)"))
+            Strategy(
+                "hybrid",
+                "hybrid",
+                window_days=window,
+                retrain_every=weekly,
+                replay_fraction=replay,
+                replay_days=ws.replay_days,
+                **as_configured,
+                description=f"warm start with replay, full refit after "
+                f"{ws.max_warm_starts} warm starts, {every} (mode auto)",
+            )
+        )
     out += [
-        Strategy("policy", "policy", window_days=window, gate=True,
-                 replay_fraction=ws.replay_fraction, replay_days=ws.replay_days,
-                 **as_configured,
-                 description="monitoring check every batch; the trigger policy decides "
-                             "(mode as configured, gated)"),
-        Strategy("oracle", "oracle", window_days=window, retrain_every=1,
-                 description=f"stateless on the last {window} days at every batch"),
+        Strategy(
+            "policy",
+            "policy",
+            window_days=window,
+            gate=True,
+            replay_fraction=ws.replay_fraction,
+            replay_days=ws.replay_days,
+            **as_configured,
+            description="monitoring check every batch; the trigger policy decides "
+            "(mode as configured, gated)",
+        ),
+        Strategy(
+            "oracle",
+            "oracle",
+            window_days=window,
+            retrain_every=1,
+            description=f"stateless on the last {window} days at every batch",
+        ),
     ]
     return out
 
 
-def select_strategies(config: PipelineConfig, names: Iterable[str] | None, *,
-                      batch_days: int = 1) -> list[Strategy]:
+def select_strategies(
+    config: PipelineConfig, names: Iterable[str] | None, *, batch_days: int = 1
+) -> list[Strategy]:
     """The default strategies called ``names`` (all of them for ``None``), in the given order.
 
     Raises:
@@ -225,8 +303,10 @@ def select_strategies(config: PipelineConfig, names: Iterable[str] | None, *,
     out = []
     for name in names:
         if name not in defaults:
-            raise UserError(f"Unknown backtest strategy '{name}' for '{config.name}'; "
-                            f"known: {', '.join(defaults)}.")
+            raise UserError(
+                f"Unknown backtest strategy '{name}' for '{config.name}'; "
+                f"known: {', '.join(defaults)}."
+            )
         out.append(defaults[name])
     return out
 
@@ -251,8 +331,10 @@ def load_strategies(path: Path | str) -> list[Strategy]:
     if isinstance(data, dict) and set(data) == {"strategies"}:
         data = data["strategies"]
     if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
-        raise UserError(f"{path}: expected a list of strategy mappings "
-                        f"(or {{strategies: [...]}}); got {type(data).__name__}")
+        raise UserError(
+            f"{path}: expected a list of strategy mappings "
+            f"(or {{strategies: [...]}}); got {type(data).__name__}"
+        )
     out = []
     for i, spec in enumerate(data):
         try:
@@ -273,10 +355,10 @@ def strategy_config(config: PipelineConfig, s: Strategy) -> PipelineConfig:
         UserError: an invalid policy override (named).
     """
     if s.full_refit_every is not None:
-        ws = config.training.warm_start.model_copy(
-            update={"max_warm_starts": s.full_refit_every})
-        config = config.model_copy(update={"training": config.training.model_copy(
-            update={"warm_start": ws})})
+        ws = config.training.warm_start.model_copy(update={"max_warm_starts": s.full_refit_every})
+        config = config.model_copy(
+            update={"training": config.training.model_copy(update={"warm_start": ws})}
+        )
     if not s.policy:
         return config
     from pydantic import ValidationError
@@ -288,8 +370,9 @@ def strategy_config(config: PipelineConfig, s: Strategy) -> PipelineConfig:
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first["loc"])
         raise UserError(f"strategy '{s.name}': policy override {where}: {first['msg']}") from None
-    return config.model_copy(update={"monitoring": config.monitoring.model_copy(
-        update={"policy": policy})})
+    return config.model_copy(
+        update={"monitoring": config.monitoring.model_copy(update={"policy": policy})}
+    )
 
 
 def check_strategies(config: PipelineConfig, strategies: Iterable[Strategy]) -> None:
@@ -305,8 +388,12 @@ def check_strategies(config: PipelineConfig, strategies: Iterable[Strategy]) -> 
     estimator = config.training.estimator
     for s in strats:
         if s.warm and estimator not in WARM_STARTABLE:
-            raise UserError(f"Strategy '{s.name}' warm-starts, which estimator '{estimator}' "
-                            f"of '{config.name}' cannot.")
+            raise UserError(
+                f"Strategy '{s.name}' warm-starts, which estimator '{estimator}' "
+                f"of '{config.name}' cannot."
+            )
         if s.warm and s.warm_method in LIGHTGBM_WARM_METHODS and estimator != "lightgbm":
-            raise UserError(f"Strategy '{s.name}': warm method '{s.warm_method}' needs "
-                            f"lightgbm; '{config.name}' uses '{estimator}'.")
+            raise UserError(
+                f"Strategy '{s.name}': warm method '{s.warm_method}' needs "
+                f"lightgbm; '{config.name}' uses '{estimator}'."
+            )

@@ -12,10 +12,14 @@ if TYPE_CHECKING:
 def add_threads_option(p: argparse.ArgumentParser) -> None:
     """``--threads N``: LightGBM threads per fit (default 1, see
     :func:`retrainflow.config.with_fit_threads`)."""
-    p.add_argument("--threads", type=int, default=1,
-                   help="LightGBM threads per fit (default 1: on a busy machine OpenMP threads "
-                        "spin while they wait, which inflates the CPU seconds compared; "
-                        "0 = the pipeline's own setting)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="LightGBM threads per fit (default 1: on a busy machine OpenMP threads "
+        "spin while they wait, which inflates the CPU seconds compared; "
+        "0 = the pipeline's own setting)",
+    )
 
 
 def analysis_config(args: argparse.Namespace) -> PipelineConfig:

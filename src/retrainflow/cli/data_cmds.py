@@ -16,18 +16,27 @@ FETCHABLE = {"flights3m": "--until 2001-06-30"}
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("seed", help="write a demo data set's days into the pipeline's source")
     p.add_argument("pipeline")
-    p.add_argument("--until", required=True, type=date.fromisoformat, help="last day to write (YYYY-MM-DD)")
+    p.add_argument(
+        "--until", required=True, type=date.fromisoformat, help="last day to write (YYYY-MM-DD)"
+    )
     p.add_argument("--since", type=date.fromisoformat, help="first day to write")
     p.set_defaults(func=seed_cmd)
 
-    p = sub.add_parser("fetch-data", help="download a demo data set that is not bundled (flights3m: from npm)")
+    p = sub.add_parser(
+        "fetch-data", help="download a demo data set that is not bundled (flights3m: from npm)"
+    )
     p.add_argument("dataset", choices=sorted(FETCHABLE), help="the data set to download")
     p.set_defaults(func=fetch_data_cmd)
 
-    p = sub.add_parser("validate-config", help="check pipeline YAML files (all of config/pipelines by default)")
+    p = sub.add_parser(
+        "validate-config", help="check pipeline YAML files (all of config/pipelines by default)"
+    )
     p.add_argument("paths", nargs="*", type=Path)
-    p.add_argument("--no-data", action="store_true",
-                   help="skip the check that every configured column exists in the source's newest partition")
+    p.add_argument(
+        "--no-data",
+        action="store_true",
+        help="skip the check that every configured column exists in the source's newest partition",
+    )
     p.set_defaults(func=validate_config_cmd)
 
 
@@ -37,8 +46,10 @@ def seed_cmd(args: argparse.Namespace) -> int:
 
     cfg = find_config(args.pipeline)
     result = seed(cfg, args.until, since=args.since)
-    print(f"{args.pipeline}: wrote {result.days_written} day(s), {result.rows_written} rows "
-          f"(skipped {result.days_skipped} already present)")
+    print(
+        f"{args.pipeline}: wrote {result.days_written} day(s), {result.rows_written} rows "
+        f"(skipped {result.days_skipped} already present)"
+    )
     return 0
 
 
@@ -87,11 +98,19 @@ def check_columns_exist(cfg, path: Path) -> None:
     if not days:
         return
     columns = set(source.read_days(days[-1:]).columns)
-    named = {"target": [cfg.target], "time_column": [cfg.time_column],
-             "features.numeric": cfg.features.numeric, "features.categorical": cfg.features.categorical}
+    named = {
+        "target": [cfg.target],
+        "time_column": [cfg.time_column],
+        "features.numeric": cfg.features.numeric,
+        "features.categorical": cfg.features.categorical,
+    }
     for field, cols in named.items():
         for i, col in enumerate(cols):
             if col not in columns:
                 where = field if field in ("target", "time_column") else f"{field}[{i}]"
-                raise ConfigError(f"column '{col}' is not in the data of {source.uri} "
-                                  f"(newest partition {days[-1]}).", file=path, field=where)
+                raise ConfigError(
+                    f"column '{col}' is not in the data of {source.uri} "
+                    f"(newest partition {days[-1]}).",
+                    file=path,
+                    field=where,
+                )

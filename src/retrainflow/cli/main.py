@@ -32,7 +32,7 @@ NEXT_STEP: dict[type[RetrainflowError], str] = {
     ModeError: "Retry with `--mode stateless` (or `--mode auto`).",
     RegistryError: "See the model's lineage with `retrainflow history PIPELINE`.",
     RegistryUnavailableError: "Is the MLflow server up? `retrainflow up` starts it; retry when it "
-                              "answers (logs under $RETRAINFLOW_HOME/logs).",
+    "answers (logs under $RETRAINFLOW_HOME/logs).",
     AirflowApiError: "Is the stack up? `retrainflow up` starts it; logs are under $RETRAINFLOW_HOME/logs.",
 }
 
@@ -52,10 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="retrainflow",
         description="Continual training for tabular models, orchestrated by Apache Airflow.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="show progress logs of libraries too")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show progress logs of libraries too"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo_cmd, data_cmds, model_cmds, monitor_cmd, backtest_cmd, freshness_cmd,
-                   stack_cmds):
+    for module in (
+        demo_cmd,
+        data_cmds,
+        model_cmds,
+        monitor_cmd,
+        backtest_cmd,
+        freshness_cmd,
+        stack_cmds,
+    ):
         module.register(sub)
     return parser
 
@@ -71,7 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
     )
     if not args.verbose:
         from retrainflow import settings

@@ -8,24 +8,45 @@ from datetime import date
 from retrainflow.cli.output import print_json, print_table
 from retrainflow.core.modes import Mode
 
-HISTORY_COLUMNS = ["version", "aliases", "mode", "warm_method", "parent_version", "window_start",
-                   "window_end", "rows", "trigger_reason", "challenger_metric", "champion_metric",
-                   "gate_passed", "champion_periods"]
+HISTORY_COLUMNS = [
+    "version",
+    "aliases",
+    "mode",
+    "warm_method",
+    "parent_version",
+    "window_start",
+    "window_end",
+    "rows",
+    "trigger_reason",
+    "challenger_metric",
+    "champion_metric",
+    "gate_passed",
+    "champion_periods",
+]
 #: The model's champion periods, in order; ``data_end`` is the data time the champion was trained to.
 PERIOD_COLUMNS = ["seq", "version", "since", "until", "data_end", "reason"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("retrain", help="run retrain__PIPELINE in this process (the same DAG, via dag.test)")
+    p = sub.add_parser(
+        "retrain", help="run retrain__PIPELINE in this process (the same DAG, via dag.test)"
+    )
     p.add_argument("pipeline")
-    p.add_argument("--date", type=date.fromisoformat,
-                   help="exclusive end of the data window (default: today)")
-    p.add_argument("--mode", choices=[m.value for m in Mode], default=None,
-                   help="default: the pipeline's training.mode")
+    p.add_argument(
+        "--date", type=date.fromisoformat, help="exclusive end of the data window (default: today)"
+    )
+    p.add_argument(
+        "--mode",
+        choices=[m.value for m in Mode],
+        default=None,
+        help="default: the pipeline's training.mode",
+    )
     p.add_argument("--reason", default="cli")
     p.set_defaults(func=retrain_cmd)
 
-    p = sub.add_parser("history", help="versions, modes, parents, gate results and champion periods")
+    p = sub.add_parser(
+        "history", help="versions, modes, parents, gate results and champion periods"
+    )
     p.add_argument("pipeline")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=history_cmd)
@@ -48,10 +69,15 @@ def retrain_cmd(args: argparse.Namespace) -> int:
     print_table([{"task": t, "state": s} for t, s in result.task_states.items()], ["task", "state"])
     promoted = result.outputs.get("promote")
     if promoted:
-        what = f"reused {promoted['model_uri']} ({promoted['reused_reason']})" if promoted.get("reused") \
+        what = (
+            f"reused {promoted['model_uri']} ({promoted['reused_reason']})"
+            if promoted.get("reused")
             else f"registered {promoted['model_uri']}"
-        print(f"\n{what}; champion is version {promoted['champion_version']}"
-              + (" (awaiting approval)" if promoted.get("awaiting_approval") else ""))
+        )
+        print(
+            f"\n{what}; champion is version {promoted['champion_version']}"
+            + (" (awaiting approval)" if promoted.get("awaiting_approval") else "")
+        )
     if result.state != "success":
         msg = f"run {result.run_id} of {result.dag_id} ended {result.state}."
         if result.failure_report:
@@ -77,11 +103,20 @@ def history_cmd(args: argparse.Namespace) -> int:
         print(f"'{cfg.name}' has no registered versions yet.")
     else:
         # a version's champion periods by number; the second table has their times
-        print_table([{**r, "champion_periods": [f"#{p['seq']}" for p in r["champion_periods"]]} for r in rows],
-                    HISTORY_COLUMNS)
+        print_table(
+            [
+                {**r, "champion_periods": [f"#{p['seq']}" for p in r["champion_periods"]]}
+                for r in rows
+            ],
+            HISTORY_COLUMNS,
+        )
         if periods:
-            print("\nchampion periods (wall-clock since/until, UTC; data_end: data the champion was trained to)")
-            print_table([{**p, "until": p["until"] or "(serving)"} for p in periods], PERIOD_COLUMNS)
+            print(
+                "\nchampion periods (wall-clock since/until, UTC; data_end: data the champion was trained to)"
+            )
+            print_table(
+                [{**p, "until": p["until"] or "(serving)"} for p in periods], PERIOD_COLUMNS
+            )
     return 0
 
 

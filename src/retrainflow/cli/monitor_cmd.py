@@ -9,13 +9,20 @@ from retrainflow.cli.output import print_json, print_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("monitor", help="run monitor__PIPELINE in this process (drift, performance, "
-                                       "trigger decision)")
+    p = sub.add_parser(
+        "monitor",
+        help="run monitor__PIPELINE in this process (drift, performance, trigger decision)",
+    )
     p.add_argument("pipeline")
-    p.add_argument("--date", type=date.fromisoformat,
-                   help="exclusive end of the checked window (default: today)")
+    p.add_argument(
+        "--date",
+        type=date.fromisoformat,
+        help="exclusive end of the checked window (default: today)",
+    )
     p.add_argument("--no-trigger", action="store_true", help="decide, but start no retrain")
-    p.add_argument("--on-demand", action="store_true", help="ask for a retrain whatever the rules say")
+    p.add_argument(
+        "--on-demand", action="store_true", help="ask for a retrain whatever the rules say"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=monitor_cmd)
 
@@ -28,31 +35,44 @@ def monitor_cmd(args: argparse.Namespace) -> int:
     cfg = find_config(args.pipeline)
     if not cfg.monitoring.enabled:
         raise UserError(f"Monitoring of '{cfg.name}' is disabled (monitoring.enabled: false).")
-    conf = {"check_date": (args.date or date.today()).isoformat(), "trigger": not args.no_trigger,
-            "on_demand": args.on_demand}
+    conf = {
+        "check_date": (args.date or date.today()).isoformat(),
+        "trigger": not args.no_trigger,
+        "on_demand": args.on_demand,
+    }
     result = run_dag(cfg.monitor_dag_id, conf)
     manifest = result.outputs.get("check")
     if args.json:
         print_json({"state": result.state, "run_id": result.run_id, "check": manifest})
         return 0 if result.state == "success" else 1
     if not manifest:
-        print(f"monitor run {result.run_id} ended {result.state}; see the task log in the Airflow UI.")
+        print(
+            f"monitor run {result.run_id} ended {result.state}; see the task log in the Airflow UI."
+        )
         return 1
     drift = manifest["drift"] or {}
     columns = drift.get("columns") or {}
     if columns:
-        print_table([{"column": c, **v} for c, v in columns.items()],
-                    ["column", "method", "score", "threshold", "drifted"])
+        print_table(
+            [{"column": c, **v} for c, v in columns.items()],
+            ["column", "method", "score", "threshold", "drifted"],
+        )
         print()
     check, decision = manifest["check"], manifest["decision"]
-    print(f"champion {manifest['champion_version']}: {check['current_rows']} current rows "
-          f"({check['labelled_rows']} labelled), drift share {check['drift_share']}, "
-          f"metric {check['metric']}")
+    print(
+        f"champion {manifest['champion_version']}: {check['current_rows']} current rows "
+        f"({check['labelled_rows']} labelled), drift share {check['drift_share']}, "
+        f"metric {check['metric']}"
+    )
     print("\n".join(manifest["explain"]))
-    print(f"\ndecision: {'RETRAIN' if decision['trigger'] else 'no retrain'} "
-          f"reasons={decision['reasons']} blocked_by={decision['blocked_by']} mode={decision['mode']}")
+    print(
+        f"\ndecision: {'RETRAIN' if decision['trigger'] else 'no retrain'} "
+        f"reasons={decision['reasons']} blocked_by={decision['blocked_by']} mode={decision['mode']}"
+    )
     if manifest["triggered_run_id"]:
-        print(f"triggered {cfg.retrain_dag_id} run {manifest['triggered_run_id']} ({manifest['trigger_status']})")
+        print(
+            f"triggered {cfg.retrain_dag_id} run {manifest['triggered_run_id']} ({manifest['trigger_status']})"
+        )
     if manifest["report_uri"]:
         print(f"report: {manifest['report_uri']}")
     return 0 if result.state == "success" else 1

@@ -6,8 +6,11 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("up", help="start the embedded Airflow (API server, scheduler, DAG processor, "
-                                  "triggerer) and MLflow server in the background")
+    p = sub.add_parser(
+        "up",
+        help="start the embedded Airflow (API server, scheduler, DAG processor, "
+        "triggerer) and MLflow server in the background",
+    )
     p.add_argument("--airflow-port", type=int, default=8080)
     p.add_argument("--mlflow-port", type=int, default=5000)
     p.set_defaults(func=up_cmd)
@@ -25,7 +28,9 @@ def stack_config(args: argparse.Namespace | None = None):
 
 
 def print_urls(info) -> None:
-    print(f"Airflow UI:  {info.airflow_url}   (user '{info.username}', password in {info.password_file})")
+    print(
+        f"Airflow UI:  {info.airflow_url}   (user '{info.username}', password in {info.password_file})"
+    )
     if info.mlflow_url:
         print(f"MLflow UI:   {info.mlflow_url}")
     print(f"Logs:        {info.log_dir}")

@@ -22,9 +22,19 @@ from typing import TYPE_CHECKING, Any
 
 from retrainflow.jsonsafe import finite_or_none
 
-__all__ = ["CLASSIFICATION_METRICS", "LOWER_IS_BETTER", "REGRESSION_METRICS", "Challenge",
-           "challenge", "compute_metrics", "finite_or_none", "gate", "improvement",
-           "lower_is_better", "slice_metrics"]
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "LOWER_IS_BETTER",
+    "REGRESSION_METRICS",
+    "Challenge",
+    "challenge",
+    "compute_metrics",
+    "finite_or_none",
+    "gate",
+    "improvement",
+    "lower_is_better",
+    "slice_metrics",
+]
 
 if TYPE_CHECKING:
     import numpy as np
@@ -74,8 +84,9 @@ def compute_metrics(task: str, y_true: Any, scores: Any) -> dict[str, float]:
     return out
 
 
-def gate(config: PipelineConfig, challenger: dict[str, float],
-         champion: dict[str, float] | None) -> tuple[bool, list[str]]:
+def gate(
+    config: PipelineConfig, challenger: dict[str, float], champion: dict[str, float] | None
+) -> tuple[bool, list[str]]:
     """Apply the evaluation gate; returns (passed, human-readable reasons)."""
     ev = config.evaluation
     reasons: list[str] = []
@@ -97,21 +108,26 @@ def gate(config: PipelineConfig, challenger: dict[str, float],
         return passed, reasons
     delta = improvement(primary, value, champion[primary])
     ok = delta >= ev.min_delta
-    reasons.append(f"{primary} {value:.4f} vs champion {champion[primary]:.4f}: "
-                   f"{'+' if delta >= 0 else ''}{delta:.4f} "
-                   f"({'>=' if ok else '<'} min_delta {ev.min_delta})")
+    reasons.append(
+        f"{primary} {value:.4f} vs champion {champion[primary]:.4f}: "
+        f"{'+' if delta >= 0 else ''}{delta:.4f} "
+        f"({'>=' if ok else '<'} min_delta {ev.min_delta})"
+    )
     passed &= ok
     for metric, tol in ev.guardrails.items():
         worse = -improvement(metric, challenger[metric], champion[metric])
         ok = worse <= tol
-        reasons.append(f"guardrail {metric}: {challenger[metric]:.4f} vs {champion[metric]:.4f} "
-                       f"({'within' if ok else 'beyond'} tolerance {tol})")
+        reasons.append(
+            f"guardrail {metric}: {challenger[metric]:.4f} vs {champion[metric]:.4f} "
+            f"({'within' if ok else 'beyond'} tolerance {tol})"
+        )
         passed &= ok
     return passed, reasons
 
 
-def slice_metrics(config: PipelineConfig, frame: pd.DataFrame, y: np.ndarray,
-                  scores: dict[str, np.ndarray]) -> dict[str, Any]:
+def slice_metrics(
+    config: PipelineConfig, frame: pd.DataFrame, y: np.ndarray, scores: dict[str, np.ndarray]
+) -> dict[str, Any]:
     """Primary metric per value of each slice column, for every scored model."""
     out: dict[str, Any] = {}
     primary = config.evaluation.primary_metric
@@ -122,10 +138,13 @@ def slice_metrics(config: PipelineConfig, frame: pd.DataFrame, y: np.ndarray,
             if len(idx) < config.evaluation.min_slice_rows:
                 continue
             pos = frame.index.get_indexer(idx)
-            per[str(value)] = {"rows": len(idx), **{
-                who: compute_metrics(config.task, y[pos], s[pos])[primary]
-                for who, s in scores.items()
-            }}
+            per[str(value)] = {
+                "rows": len(idx),
+                **{
+                    who: compute_metrics(config.task, y[pos], s[pos])[primary]
+                    for who, s in scores.items()
+                },
+            }
         out[col] = per
     return out
 
@@ -142,8 +161,12 @@ class Challenge:
     scores: dict[str, np.ndarray]
 
 
-def challenge(config: PipelineConfig, holdout: pd.DataFrame, challenger: TabularModel,
-              champion: TabularModel | None) -> Challenge:
+def challenge(
+    config: PipelineConfig,
+    holdout: pd.DataFrame,
+    challenger: TabularModel,
+    champion: TabularModel | None,
+) -> Challenge:
     """Score both models on ``holdout`` (raw rows, as served) and apply :func:`gate`."""
     from retrainflow.core.training import targets
 

@@ -79,14 +79,18 @@ class ChampionFacts:
     schema: dict[str, str] | None = None
 
     @classmethod
-    def from_tags(cls, version: str, tags: Mapping[str, str],
-                  schema: dict[str, str] | None = None) -> ChampionFacts:
+    def from_tags(
+        cls, version: str, tags: Mapping[str, str], schema: dict[str, str] | None = None
+    ) -> ChampionFacts:
         """From a registered version's lineage tags (``estimator``, ``data_end``, ...)."""
         end = tags.get("data_end") or None
-        return cls(version=str(version), estimator=tags.get("estimator") or None,
-                   data_end=date.fromisoformat(end) if end else None,
-                   warm_starts_since_full=int(tags.get("warm_starts_since_full") or 0),
-                   schema=schema)
+        return cls(
+            version=str(version),
+            estimator=tags.get("estimator") or None,
+            data_end=date.fromisoformat(end) if end else None,
+            warm_starts_since_full=int(tags.get("warm_starts_since_full") or 0),
+            schema=schema,
+        )
 
 
 @dataclass(frozen=True)
@@ -170,17 +174,22 @@ def resolve_mode(
     severe = config.monitoring.drift.severe_share
     if drift_share is not None and drift_share >= severe:
         return ModeDecision(Mode.STATELESS, f"severe drift (share {drift_share:.2f} >= {severe})")
-    limit = config.training.warm_start.max_warm_starts if max_warm_starts is None else max_warm_starts
+    limit = (
+        config.training.warm_start.max_warm_starts if max_warm_starts is None else max_warm_starts
+    )
     done = champion.warm_starts_since_full
     if done >= limit:
-        return ModeDecision(Mode.STATELESS,
-                            f"{done} warm starts since the last full fit (max {limit})")
+        return ModeDecision(
+            Mode.STATELESS, f"{done} warm starts since the last full fit (max {limit})"
+        )
     if train_end is None:
         return ModeDecision(Mode.AUTO, "decided by the retrain from the new rows")
     if new_rows is not None and 0 < new_rows < config.expectations.min_rows:
-        return ModeDecision(Mode.STATELESS,
-                            f"only {new_rows} rows since the champion's data end "
-                            f"(< expectations.min_rows {config.expectations.min_rows})")
+        return ModeDecision(
+            Mode.STATELESS,
+            f"only {new_rows} rows since the champion's data end "
+            f"(< expectations.min_rows {config.expectations.min_rows})",
+        )
     return ModeDecision(Mode.WARM_START, f"champion available (warm start {done + 1} of {limit})")
 
 
@@ -195,29 +204,38 @@ class _Cannot:
     refusal: str  # full message, for a refused ``warm_start`` request
 
 
-def _why_no_warm_start(config: PipelineConfig, champion: ChampionFacts | None,
-                       train_end: date | None) -> _Cannot | None:
+def _why_no_warm_start(
+    config: PipelineConfig, champion: ChampionFacts | None, train_end: date | None
+) -> _Cannot | None:
     """Why the champion cannot be continued at all, or None when it can."""
     estimator = config.training.estimator
     if champion is None:
-        return _Cannot("no champion yet",
-                       f"Warm start of '{config.name}' needs a champion to continue from, and "
-                       "there is none yet. Run a stateless retrain first (mode stateless or auto).")
+        return _Cannot(
+            "no champion yet",
+            f"Warm start of '{config.name}' needs a champion to continue from, and "
+            "there is none yet. Run a stateless retrain first (mode stateless or auto).",
+        )
     if estimator not in WARM_STARTABLE:
-        return _Cannot(f"estimator '{estimator}' cannot warm start",
-                       f"Estimator '{estimator}' cannot warm start; use one of "
-                       f"{sorted(WARM_STARTABLE)} or mode stateless.")
+        return _Cannot(
+            f"estimator '{estimator}' cannot warm start",
+            f"Estimator '{estimator}' cannot warm start; use one of "
+            f"{sorted(WARM_STARTABLE)} or mode stateless.",
+        )
     if champion.estimator is not None and champion.estimator != estimator:
-        return _Cannot("champion used another estimator",
-                       f"The champion (version {champion.version}) is a '{champion.estimator}' "
-                       f"model; it cannot be continued as '{estimator}'. Run stateless.")
+        return _Cannot(
+            "champion used another estimator",
+            f"The champion (version {champion.version}) is a '{champion.estimator}' "
+            f"model; it cannot be continued as '{estimator}'. Run stateless.",
+        )
     if train_end is None:  # the data rules wait for the window (the trigger policy)
         return None
     if champion.data_end is None:
-        return _Cannot("the champion's data end is unknown",
-                       f"The champion (version {champion.version}) records no data end "
-                       "(lineage tag 'data_end'), so a warm start cannot tell which rows are "
-                       "new. Run stateless.")
+        return _Cannot(
+            "the champion's data end is unknown",
+            f"The champion (version {champion.version}) records no data end "
+            "(lineage tag 'data_end'), so a warm start cannot tell which rows are "
+            "new. Run stateless.",
+        )
     if champion.data_end >= train_end:
         return _Cannot(
             f"the champion's data ends {champion.data_end}, not before this run's training "
@@ -225,5 +243,6 @@ def _why_no_warm_start(config: PipelineConfig, champion: ChampionFacts | None,
             f"The champion (version {champion.version}) was trained on data up to "
             f"{champion.data_end} (exclusive), but this run's training window ends "
             f"{train_end}: there are no newer rows to continue it on. Pick a window end "
-            f"later than {champion.data_end} plus the holdout, or run stateless.")
+            f"later than {champion.data_end} plus the holdout, or run stateless.",
+        )
     return None

@@ -87,9 +87,19 @@ def run_check(
     current = sample(current, mon.current_rows, seed)
     stamp = checked_at.isoformat(timespec="seconds")
     if model is None or not len(current):
-        return MonitorCheck(CheckResult(
-            checked_at=stamp, current_rows=len(current), labelled_rows=0, drift_share=None,
-            drifted_columns=[], dataset_drift=None, prediction_drift=None, metric=None), None)
+        return MonitorCheck(
+            CheckResult(
+                checked_at=stamp,
+                current_rows=len(current),
+                labelled_rows=0,
+                drift_share=None,
+                drifted_columns=[],
+                dataset_drift=None,
+                prediction_drift=None,
+                metric=None,
+            ),
+            None,
+        )
     cap = mon.reference_rows if reference_cap is None else min(mon.reference_rows, reference_cap)
     reference = sample(reference, cap, seed).reset_index(drop=True)
     ts = pd.to_datetime(current[config.time_column])
@@ -99,20 +109,29 @@ def run_check(
         masked = current.copy()
         masked.loc[~labelled, config.target] = np.nan
     result = compute_drift(
-        config, reference, masked, seed=seed,
+        config,
+        reference,
+        masked,
+        seed=seed,
         reference_scores=model.predict(reference) if len(reference) else None,
-        current_scores=model.predict(current), labelled=bool(labelled.any()),
+        current_scores=model.predict(current),
+        labelled=bool(labelled.any()),
         render_html=render_html,
         sample_rows=DEFAULT_SAMPLE_ROWS if drift_sample_rows is None else drift_sample_rows,
     )
-    schema_changed = (champion_schema is not None
-                      and schema_diff(champion_schema, schema_of(current)) is not None)
+    schema_changed = (
+        champion_schema is not None and schema_diff(champion_schema, schema_of(current)) is not None
+    )
     check = CheckResult(
-        checked_at=stamp, current_rows=len(current), labelled_rows=int(labelled.sum()),
-        drift_share=result.drift_share, drifted_columns=list(result.drifted_columns),
+        checked_at=stamp,
+        current_rows=len(current),
+        labelled_rows=int(labelled.sum()),
+        drift_share=result.drift_share,
+        drifted_columns=list(result.drifted_columns),
         dataset_drift=result.dataset_drift,
-        prediction_drift=(None if result.prediction_drift is None
-                          else bool(result.prediction_drift.drifted)),
+        prediction_drift=(
+            None if result.prediction_drift is None else bool(result.prediction_drift.drifted)
+        ),
         metric=finite_or_none((result.performance or {}).get(config.evaluation.primary_metric)),
         schema_changed=schema_changed,
     )
@@ -149,12 +168,16 @@ def decide_retrain(
     info = ChampionInfo(
         version=None if champion is None else champion.version,
         gate_metric=finite_or_none(gate_metric),
-        data_end=None if champion is None or champion.data_end is None
+        data_end=None
+        if champion is None or champion.data_end is None
         else champion.data_end.isoformat(),
         estimator=None if champion is None else champion.estimator,
         warm_starts_since_full=0 if champion is None else champion.warm_starts_since_full,
     )
-    state = PolicyState(previous_checks=list(previous_checks), trigger_times=list(trigger_times),
-                        retrain_active=retrain_active,
-                        new_labelled_rows_since_champion=new_labelled_rows)
+    state = PolicyState(
+        previous_checks=list(previous_checks),
+        trigger_times=list(trigger_times),
+        retrain_active=retrain_active,
+        new_labelled_rows_since_champion=new_labelled_rows,
+    )
     return decide(config, check, info, state, now=now, on_demand=on_demand)

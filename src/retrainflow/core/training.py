@@ -39,8 +39,9 @@ def targets(config: PipelineConfig, raw: pd.DataFrame) -> np.ndarray:
     return pd.to_numeric(raw[config.target]).to_numpy(dtype=np.float64)
 
 
-def prepare_features(config: PipelineConfig, raw: pd.DataFrame,
-                     parent: TabularModel | None = None) -> tuple[FeatureTransformer, pd.DataFrame]:
+def prepare_features(
+    config: PipelineConfig, raw: pd.DataFrame, parent: TabularModel | None = None
+) -> tuple[FeatureTransformer, pd.DataFrame]:
     """Step 1: the transformer (new and fitted, or the parent's frozen one) and the features.
 
     Args:
@@ -60,13 +61,16 @@ def prepare_features(config: PipelineConfig, raw: pd.DataFrame,
     return transformer, transformer.transform(raw)
 
 
-def assemble(config: PipelineConfig, transformer: FeatureTransformer, estimator: Any) -> TabularModel:
+def assemble(
+    config: PipelineConfig, transformer: FeatureTransformer, estimator: Any
+) -> TabularModel:
     """Step 3: the servable model (predicts from raw rows)."""
     return TabularModel(transformer, estimator, config.task, config.training.estimator)
 
 
-def train_model(config: PipelineConfig, raw: pd.DataFrame, parent: TabularModel | None = None,
-                **warm: Any) -> TabularModel:
+def train_model(
+    config: PipelineConfig, raw: pd.DataFrame, parent: TabularModel | None = None, **warm: Any
+) -> TabularModel:
     """The whole fit sequence on raw rows: a new model, or ``parent`` continued on them.
 
     Args:
@@ -91,7 +95,9 @@ def replay_size(new_rows: int, fraction: float) -> int:
     return round(new_rows * fraction)
 
 
-def replay_sample(older: pd.DataFrame, n: int, random_state: int | np.random.Generator) -> pd.DataFrame:
+def replay_sample(
+    older: pd.DataFrame, n: int, random_state: int | np.random.Generator
+) -> pd.DataFrame:
     """``n`` rows drawn without replacement from ``older`` (all of them when fewer)."""
     if n <= 0 or len(older) == 0:
         return older.iloc[0:0]
@@ -100,7 +106,11 @@ def replay_sample(older: pd.DataFrame, n: int, random_state: int | np.random.Gen
 
 def lightgbm_params(config: PipelineConfig) -> tuple[dict[str, Any], int]:
     """LightGBM core params and the number of boosting rounds for a full fit."""
-    params: dict[str, Any] = {"verbosity": -1, "num_threads": 1, "seed": config.training.random_seed}
+    params: dict[str, Any] = {
+        "verbosity": -1,
+        "num_threads": 1,
+        "seed": config.training.random_seed,
+    }
     params.update(config.training.params)
     rounds = int(params.pop("n_estimators", 200))
     params["objective"] = "binary" if config.task == "binary_classification" else "regression"
@@ -145,12 +155,19 @@ def sklearn_estimator(config: PipelineConfig) -> Any:
         params.setdefault("min_samples_leaf", 20)
         return (RandomForestClassifier if classify else RandomForestRegressor)(**params)
     if name == "hist_gradient_boosting":
-        return (HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor)(**params)
+        return (HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor)(
+            **params
+        )
     raise AssertionError(f"not a scikit-learn estimator: {name}")
 
 
-def fit_estimator(config: PipelineConfig, X: pd.DataFrame, y: np.ndarray, categorical: list[str],
-                  parent: Any | None = None) -> Any:
+def fit_estimator(
+    config: PipelineConfig,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    categorical: list[str],
+    parent: Any | None = None,
+) -> Any:
     """Fit a new estimator, or continue ``parent`` when given (warm start).
 
     A warm start uses the pipeline's ``training.warm_start`` settings
@@ -162,15 +179,25 @@ def fit_estimator(config: PipelineConfig, X: pd.DataFrame, y: np.ndarray, catego
         import lightgbm as lgb
 
         params, rounds = lightgbm_params(config)
-        data = lgb.Dataset(X, label=y, categorical_feature=categorical or "auto", free_raw_data=True)
+        data = lgb.Dataset(
+            X, label=y, categorical_feature=categorical or "auto", free_raw_data=True
+        )
         return lgb.train(params, data, num_boost_round=rounds)
     return sklearn_estimator(config).fit(X, y)
 
 
-def continue_estimator(config: PipelineConfig, parent: Any, X: pd.DataFrame, y: np.ndarray,
-                       categorical: list[str], *, method: str | None = None,
-                       decay_rate: float | None = None, num_boost_round: int | None = None,
-                       max_trees: int | None = None) -> Any:
+def continue_estimator(
+    config: PipelineConfig,
+    parent: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    categorical: list[str],
+    *,
+    method: str | None = None,
+    decay_rate: float | None = None,
+    num_boost_round: int | None = None,
+    max_trees: int | None = None,
+) -> Any:
     """Continue a fitted estimator on new rows; ``parent`` itself is never modified.
 
     ``append``
@@ -217,8 +244,9 @@ def continue_estimator(config: PipelineConfig, parent: Any, X: pd.DataFrame, y: 
     decay = ws.decay_rate if decay_rate is None else decay_rate
     rounds = num_boost_round or ws.num_boost_round
     if method in LIGHTGBM_WARM_METHODS and config.training.estimator != "lightgbm":
-        raise ValueError(f"warm method '{method}' needs LightGBM; the estimator is "
-                         f"'{config.training.estimator}'")
+        raise ValueError(
+            f"warm method '{method}' needs LightGBM; the estimator is '{config.training.estimator}'"
+        )
     if config.training.estimator != "lightgbm":
         est = copy.deepcopy(parent)
         epochs = int(config.training.params.get("max_iter", 5))
@@ -232,7 +260,9 @@ def continue_estimator(config: PipelineConfig, parent: Any, X: pd.DataFrame, y: 
 
     def append(base: Any) -> Any:
         params, _ = lightgbm_params(config)
-        data = lgb.Dataset(X, label=y, categorical_feature=categorical or "auto", free_raw_data=True)
+        data = lgb.Dataset(
+            X, label=y, categorical_feature=categorical or "auto", free_raw_data=True
+        )
         return lgb.train(params, data, num_boost_round=rounds, init_model=base)
 
     if method == "append":

@@ -84,5 +84,6 @@ class CheckWindows:
 
 def monitoring(check_date: date, current_days: int, label_delay_days: int) -> CheckWindows:
     """The current window of a check at ``check_date`` (exclusive) and its label cutoff."""
-    return CheckWindows(Window(check_date - current_days * _DAY, check_date),
-                        check_date - label_delay_days * _DAY)
+    return CheckWindows(
+        Window(check_date - current_days * _DAY, check_date), check_date - label_delay_days * _DAY
+    )

@@ -136,8 +136,16 @@ def build_flights(data_dir: Path | None = None) -> pd.DataFrame:
     keys = ["year", "month", "day"]
     flights = pd.read_csv(
         flights_file,
-        usecols=[*keys, "sched_dep_time", "sched_arr_time", "arr_delay",
-                 "carrier", "origin", "dest", "distance"],
+        usecols=[
+            *keys,
+            "sched_dep_time",
+            "sched_arr_time",
+            "arr_delay",
+            "carrier",
+            "origin",
+            "dest",
+            "distance",
+        ],
     )
     weather = pd.read_csv(weather_file, usecols=["origin", *keys, "hour", *WEATHER])
     # The DST fall-back day repeats one local hour per station: keep the first reading.

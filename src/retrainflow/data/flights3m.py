@@ -136,8 +136,11 @@ def _npm() -> str:
     wanted = os.environ.get(NPM_ENV) or "npm"
     found = shutil.which(wanted)
     if found is None:
-        where = f"{NPM_ENV}={wanted!r} is not an executable" if os.environ.get(NPM_ENV) else \
-            "npm is not on the PATH"
+        where = (
+            f"{NPM_ENV}={wanted!r} is not an executable"
+            if os.environ.get(NPM_ENV)
+            else "npm is not on the PATH"
+        )
         raise FetchError(
             f"Cannot download the flights3m data: {where}. It comes from the npm registry "
             f"(package {NPM_PACKAGE}@{NPM_VERSION}); install Node.js/npm (or set {NPM_ENV} to the "
@@ -152,16 +155,18 @@ def _npm_pack(npm: str, workdir: Path) -> Path:
     spec = f"{NPM_PACKAGE}@{NPM_VERSION}"
     cmd = [npm, "pack", spec, "--ignore-scripts"]
     try:
-        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
-                              timeout=_NPM_TIMEOUT_S, check=False)
+        proc = subprocess.run(
+            cmd, cwd=workdir, capture_output=True, text=True, timeout=_NPM_TIMEOUT_S, check=False
+        )
     except subprocess.TimeoutExpired:
         raise FetchError(
             f"`npm pack {spec}` did not finish within {_NPM_TIMEOUT_S} s. Check the network "
             f"(or the npm registry setting) and run `{FETCH_COMMAND}` again."
         ) from None
     except OSError as exc:
-        raise FetchError(f"Cannot run {npm} ({exc.strerror}). Fix npm and run `{FETCH_COMMAND}` "
-                         f"again.", npm=npm) from None
+        raise FetchError(
+            f"Cannot run {npm} ({exc.strerror}). Fix npm and run `{FETCH_COMMAND}` again.", npm=npm
+        ) from None
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-5:]
         raise FetchError(
@@ -198,11 +203,15 @@ def _extract_member(tarball: Path, out: Path) -> str:
                     f"it persists, check the npm registry setting (`npm config get registry`)."
                 ) from None
             if not member.isfile():
-                raise FetchError(f"{TARBALL_MEMBER} in {tarball.name} is not a regular file; "
-                                 f"refusing it. Run `{FETCH_COMMAND}` again.")
+                raise FetchError(
+                    f"{TARBALL_MEMBER} in {tarball.name} is not a regular file; "
+                    f"refusing it. Run `{FETCH_COMMAND}` again."
+                )
             if member.size > _MAX_BYTES:
-                raise FetchError(f"{TARBALL_MEMBER} in {tarball.name} has {member.size} bytes "
-                                 f"(more than {_MAX_BYTES}); refusing it.")
+                raise FetchError(
+                    f"{TARBALL_MEMBER} in {tarball.name} has {member.size} bytes "
+                    f"(more than {_MAX_BYTES}); refusing it."
+                )
             src = tar.extractfile(member)
             assert src is not None  # a regular file always has content
             h = hashlib.sha256()
@@ -212,8 +221,10 @@ def _extract_member(tarball: Path, out: Path) -> str:
                     dst.write(block)
             return h.hexdigest()
     except (tarfile.TarError, EOFError, OSError) as exc:
-        raise FetchError(f"{tarball.name} from npm cannot be read ({type(exc).__name__}: {exc}). "
-                         f"Run `{FETCH_COMMAND}` again.") from None
+        raise FetchError(
+            f"{tarball.name} from npm cannot be read ({type(exc).__name__}: {exc}). "
+            f"Run `{FETCH_COMMAND}` again."
+        ) from None
 
 
 def _install(src: Path, dest: Path) -> None:
@@ -273,7 +284,8 @@ def fetch_flights3m(*, expected_sha256: str | None = None, dest: Path | None = N
                 f"{TARBALL_MEMBER} of {NPM_PACKAGE}@{NPM_VERSION} has SHA-256 {digest}, expected "
                 f"{expected}; it was not installed. The registry served different content: run "
                 f"`{FETCH_COMMAND}` again, and check `npm config get registry` if it persists.",
-                sha256=digest, expected=expected,
+                sha256=digest,
+                expected=expected,
             )
         _install(extracted, dest)
     log.info("flights3m: installed %s in %.1f s", dest, time.perf_counter() - start)
@@ -319,13 +331,18 @@ def build_flights3m(path: Path) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path, columns=list(RAW_COLUMNS), read_dictionary=["origin", "destination"])
+        table = pq.read_table(
+            path, columns=list(RAW_COLUMNS), read_dictionary=["origin", "destination"]
+        )
     except (pa.ArrowException, OSError) as exc:
         raise DatasetNotFetchedError(
             f"{path} cannot be read as the flights3m Parquet file ({type(exc).__name__}: {exc}). "
-            f"Run `{FETCH_COMMAND}` to replace it.", file=path,
+            f"Run `{FETCH_COMMAND}` to replace it.",
+            file=path,
         ) from None
-    end = pa.scalar(pd.Timestamp(LAST_DAY) + pd.Timedelta(days=1), type=table.schema.field("date").type)
+    end = pa.scalar(
+        pd.Timestamp(LAST_DAY) + pd.Timedelta(days=1), type=table.schema.field("date").type
+    )
     keep = pc.less(table["date"], end)
     if not pc.all(keep).as_py():
         table = table.filter(keep)

@@ -42,7 +42,7 @@ class TimeFrame:
         return int(np.searchsorted(self.days, np.datetime64(day, "D"), side="left"))
 
     def rows(self, start: date, end: date) -> pd.DataFrame:
-        return self.frame.iloc[self.pos(start):self.pos(end)]
+        return self.frame.iloc[self.pos(start) : self.pos(end)]
 
     def count(self, start: date, end: date) -> int:
         return max(0, self.pos(end) - self.pos(start))

@@ -147,7 +147,10 @@ def seed(
     if not todo:
         log.info(
             "Seeding %s: nothing to write up to %s (%d day(s) already present) in %s",
-            config.name, until, skipped, source.uri,
+            config.name,
+            until,
+            skipped,
+            source.uri,
         )
         return SeedResult(days=[], rows_written=0, days_skipped=skipped)
 
@@ -163,6 +166,11 @@ def seed(
         rows += len(part)
         log.info(
             "Seeding %s: %d/%d day(s) written, through %s (%d rows) in %s",
-            config.name, len(written), len(todo), written[-1], rows, source.uri,
+            config.name,
+            len(written),
+            len(todo),
+            written[-1],
+            rows,
+            source.uri,
         )
     return SeedResult(days=sorted(written), rows_written=rows, days_skipped=skipped)

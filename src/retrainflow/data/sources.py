@@ -129,9 +129,12 @@ class ParquetLakeSource(Source):
         """Rows in ``[start, end)`` from the Parquet footers alone (no data read)."""
         import pyarrow.parquet as pq
 
-        return sum(pq.ParquetFile(f).metadata.num_rows
-                   for d in self.partitions() if start <= d < end
-                   for f in (self.root / partition_name(d)).glob("*.parquet"))
+        return sum(
+            pq.ParquetFile(f).metadata.num_rows
+            for d in self.partitions()
+            if start <= d < end
+            for f in (self.root / partition_name(d)).glob("*.parquet")
+        )
 
     def write_partition(self, day: date, frame: pd.DataFrame) -> None:
         target = self.root / partition_name(day)

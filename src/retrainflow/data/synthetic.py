@@ -81,7 +81,12 @@ def _day_rows(
         + 0.4 * (channel == "app")
     )
     out: dict[str, np.ndarray] = {
-        "x1": x1, "x2": x2, "x3": x3, "x4": x4, "segment": segment, "channel": channel
+        "x1": x1,
+        "x2": x2,
+        "x3": x3,
+        "x4": x4,
+        "segment": segment,
+        "channel": channel,
     }
     if task == "regression":
         out[REGRESSION_TARGET] = 10.0 + 2.0 * linear + rng.normal(0.0, 1.0, n)

@@ -75,10 +75,22 @@ PREDICTION = "prediction"
 _METHOD_ALIASES = {"energy": "ed"}
 #: Tests whose score is a p-value (drift when score < threshold). Used only to break an
 #: exact score == threshold tie; otherwise the direction is read off Evidently's verdict.
-_P_VALUE_TESTS = frozenset({
-    "ks", "chisquare", "z", "anderson", "cramer_von_mises", "mannw", "t_test", "TVD",
-    "empirical_mmd", "fisher_exact", "g_test", "es",
-})
+_P_VALUE_TESTS = frozenset(
+    {
+        "ks",
+        "chisquare",
+        "z",
+        "anderson",
+        "cramer_von_mises",
+        "mannw",
+        "t_test",
+        "TVD",
+        "empirical_mmd",
+        "fisher_exact",
+        "g_test",
+        "es",
+    }
+)
 
 DriftWhen = Literal["below", "at_or_above"]
 
@@ -177,11 +189,13 @@ class DriftResult:
             "drifted_columns": list(self.drifted_columns),
             "key_features_drifted": list(self.key_features_drifted),
             "columns": {name: c.to_dict() for name, c in self.columns.items()},
-            "prediction_drift": None if self.prediction_drift is None else self.prediction_drift.to_dict(),
+            "prediction_drift": None
+            if self.prediction_drift is None
+            else self.prediction_drift.to_dict(),
             "target_drift": None if self.target_drift is None else self.target_drift.to_dict(),
-            "performance": None if self.performance is None else {
-                k: finite_or_none(v) for k, v in self.performance.items()
-            },
+            "performance": None
+            if self.performance is None
+            else {k: finite_or_none(v) for k, v in self.performance.items()},
             "labelled_rows": None if self.labelled_rows is None else int(self.labelled_rows),
             "reference_rows": int(self.reference_rows),
             "current_rows": int(self.current_rows),
@@ -269,7 +283,9 @@ def _plans(config: PipelineConfig, *, with_prediction: bool, with_target: bool) 
     """
     drift = config.monitoring.drift
     glob = _registered_name(drift.method)
-    kinds = [(c, "num") for c in config.features.numeric] + [(c, "cat") for c in config.features.categorical]
+    kinds = [(c, "num") for c in config.features.numeric] + [
+        (c, "cat") for c in config.features.categorical
+    ]
     if with_prediction:
         kinds.append((PREDICTION, "num"))
     if with_target:
@@ -303,8 +319,13 @@ def _sample_positions(n: int, limit: int | None, seed: int) -> np.ndarray | None
     return np.sort(rng.choice(n, size=limit, replace=False))
 
 
-def _values(frame: pd.DataFrame | None, column: str, kind: str, pos: np.ndarray | None,
-            scores: np.ndarray | None = None) -> pd.Series:
+def _values(
+    frame: pd.DataFrame | None,
+    column: str,
+    kind: str,
+    pos: np.ndarray | None,
+    scores: np.ndarray | None = None,
+) -> pd.Series:
     """A column (or the scores) at ``pos``, cleaned like Evidently does (no inf/NaN)."""
     import pandas as pd
 
@@ -321,7 +342,9 @@ def _values(frame: pd.DataFrame | None, column: str, kind: str, pos: np.ndarray 
         try:
             values = np.asarray(raw, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f"column '{column}' is numeric in the config but holds non-numbers") from None
+            raise ValueError(
+                f"column '{column}' is numeric in the config but holds non-numbers"
+            ) from None
         return pd.Series(values[np.isfinite(values)], name=column)
     series = pd.Series(raw, name=column, dtype=object)
     return series[series.notna()].reset_index(drop=True)
@@ -334,12 +357,19 @@ def _run_stattest(plan: _Plan, ref: pd.Series, cur: pd.Series) -> ColumnDrift:
     ctype = _column_type(plan.kind)
     test = get_stattest(ref, cur, ctype, plan.method)
     res = test(ref, cur, ctype, plan.threshold)
-    score, threshold, drifted = float(res.drift_score), float(res.actual_threshold), bool(res.drifted)
-    return ColumnDrift(test.name, score, threshold, drifted, _drift_when(test.name, score, threshold, drifted))
+    score, threshold, drifted = (
+        float(res.drift_score),
+        float(res.actual_threshold),
+        bool(res.drifted),
+    )
+    return ColumnDrift(
+        test.name, score, threshold, drifted, _drift_when(test.name, score, threshold, drifted)
+    )
 
 
-def _evidently_frames(plans: list[_Plan], cols: dict[str, tuple[pd.Series, pd.Series]]
-                      ) -> tuple[Any, Any]:
+def _evidently_frames(
+    plans: list[_Plan], cols: dict[str, tuple[pd.Series, pd.Series]]
+) -> tuple[Any, Any]:
     """Reference and current Evidently ``Dataset`` of the given columns, with explicit types."""
     import pandas as pd
     from evidently import DataDefinition, Dataset
@@ -347,31 +377,51 @@ def _evidently_frames(plans: list[_Plan], cols: dict[str, tuple[pd.Series, pd.Se
     definition = DataDefinition(
         numerical_columns=[p.name for p in plans if p.kind == "num"],
         categorical_columns=[p.name for p in plans if p.kind == "cat"],
-        datetime_columns=[], text_columns=[], unknown_columns=[], list_columns=[],
+        datetime_columns=[],
+        text_columns=[],
+        unknown_columns=[],
+        list_columns=[],
     )
     ref = pd.DataFrame({name: pair[0] for name, pair in cols.items()})
     cur = pd.DataFrame({name: pair[1] for name, pair in cols.items()})
-    return (Dataset.from_pandas(ref, data_definition=definition),
-            Dataset.from_pandas(cur, data_definition=definition))
+    return (
+        Dataset.from_pandas(ref, data_definition=definition),
+        Dataset.from_pandas(cur, data_definition=definition),
+    )
 
 
-def _render_html(plans: list[_Plan], cols: dict[str, tuple[pd.Series, pd.Series]],
-                 results: dict[str, ColumnDrift]) -> str:
+def _render_html(
+    plans: list[_Plan],
+    cols: dict[str, tuple[pd.Series, pd.Series]],
+    results: dict[str, ColumnDrift],
+) -> str:
     """Evidently's HTML: one ``ValueDrift`` per column with the already-resolved test."""
     from evidently import Report
     from evidently.metrics import ValueDrift
 
-    metrics = [ValueDrift(column=p.name, method=results[p.name].method, threshold=results[p.name].threshold)
-               for p in plans if p.name in results]
+    metrics = [
+        ValueDrift(
+            column=p.name, method=results[p.name].method, threshold=results[p.name].threshold
+        )
+        for p in plans
+        if p.name in results
+    ]
     kept = [p for p in plans if p.name in results]
     ref, cur = _evidently_frames(kept, {p.name: cols[p.name] for p in kept})
     snapshot = Report(metrics, include_tests=True).run(cur, ref)
     return snapshot.get_html_str(as_iframe=False)
 
 
-def _run_preset(config: PipelineConfig, plans: list[_Plan], reference: pd.DataFrame,
-                current: pd.DataFrame, ref_scores: np.ndarray | None, cur_scores: np.ndarray | None,
-                labelled: bool, render_html: bool) -> tuple[dict[str, ColumnDrift], str | None]:
+def _run_preset(
+    config: PipelineConfig,
+    plans: list[_Plan],
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    ref_scores: np.ndarray | None,
+    cur_scores: np.ndarray | None,
+    labelled: bool,
+    render_html: bool,
+) -> tuple[dict[str, ColumnDrift], str | None]:
     """``DataDriftPreset`` (+ ``ValueDrift`` of scores and target) on the full frames."""
     from evidently import Report
     from evidently.metrics import ValueDrift
@@ -387,21 +437,30 @@ def _run_preset(config: PipelineConfig, plans: list[_Plan], reference: pd.DataFr
             _values(reference, p.name, p.kind, None, ref_scores if is_pred else None),
             _values(current, p.name, p.kind, None, cur_scores if is_pred else None),
         )
-    per_method = {p.name: p.method for p in plans if p.name in drift.columns and p.method is not None}
-    per_threshold = {p.name: p.threshold for p in plans
-                     if p.name in drift.columns and p.threshold is not None}
+    per_method = {
+        p.name: p.method for p in plans if p.name in drift.columns and p.method is not None
+    }
+    per_threshold = {
+        p.name: p.threshold for p in plans if p.name in drift.columns and p.threshold is not None
+    }
     num_ok = glob is not None and _supports(glob, "num")
     cat_ok = glob is not None and _supports(glob, "cat")
     preset = DataDriftPreset(
-        columns=features, drift_share=drift.share_threshold,
-        num_method=glob if num_ok else None, cat_method=glob if cat_ok else None,
+        columns=features,
+        drift_share=drift.share_threshold,
+        num_method=glob if num_ok else None,
+        cat_method=glob if cat_ok else None,
         threshold=drift.threshold if glob is None else None,
         num_threshold=drift.threshold if num_ok else None,
         cat_threshold=drift.threshold if cat_ok else None,
-        per_column_method=per_method or None, per_column_threshold=per_threshold or None,
+        per_column_method=per_method or None,
+        per_column_threshold=per_threshold or None,
     )
-    extra = [ValueDrift(column=p.name, method=p.method, threshold=p.threshold)
-             for p in plans if p.name not in features]
+    extra = [
+        ValueDrift(column=p.name, method=p.method, threshold=p.threshold)
+        for p in plans
+        if p.name not in features
+    ]
     ref, cur = _evidently_frames(plans, cols)
     snapshot = Report([preset, *extra], include_tests=True).run(cur, ref)
     names = _display_to_name()
@@ -413,8 +472,9 @@ def _run_preset(config: PipelineConfig, plans: list[_Plan], reference: pd.DataFr
         method = names.get(cfg["method"], cfg["method"])
         score, threshold = float(res.value), float(cfg["threshold"])
         drifted = any(str(getattr(t.status, "value", t.status)) == "FAIL" for t in res.tests)
-        results[cfg["column"]] = ColumnDrift(method, score, threshold, drifted,
-                                             _drift_when(method, score, threshold, drifted))
+        results[cfg["column"]] = ColumnDrift(
+            method, score, threshold, drifted, _drift_when(method, score, threshold, drifted)
+        )
     html = snapshot.get_html_str(as_iframe=False) if render_html else None
     return results, html
 
@@ -466,11 +526,16 @@ def compute_drift(
     _evidently()
     if (reference_scores is None) != (current_scores is None):
         log.info("prediction drift needs both reference_scores and current_scores; not tested")
-    for frame, scores, side in ((reference, reference_scores, "reference"), (current, current_scores, "current")):
+    for frame, scores, side in (
+        (reference, reference_scores, "reference"),
+        (current, current_scores, "current"),
+    ):
         if scores is not None and len(scores) != len(frame):
             raise ValueError(f"{side}_scores has {len(scores)} values for {len(frame)} {side} rows")
     with_prediction = reference_scores is not None and current_scores is not None
-    with_target = labelled and config.target in current.columns and config.target in reference.columns
+    with_target = (
+        labelled and config.target in current.columns and config.target in reference.columns
+    )
     if labelled and not with_target:
         log.warning("labelled=True but '%s' is not in both frames: no target drift", config.target)
     plans = _plans(config, with_prediction=with_prediction, with_target=with_target)
@@ -493,11 +558,22 @@ def compute_drift(
             results[p.name] = _run_stattest(p, ref, cur)
         html = _render_html(plans, cols, results) if render_html else None
         engine = "stattest"
-        sampled = sample_rows if sample_rows is not None and max(len(reference), len(current)) > sample_rows \
+        sampled = (
+            sample_rows
+            if sample_rows is not None and max(len(reference), len(current)) > sample_rows
             else None
+        )
     else:
-        results, html = _run_preset(config, plans, reference, current, reference_scores,
-                                    current_scores, with_target, render_html)
+        results, html = _run_preset(
+            config,
+            plans,
+            reference,
+            current,
+            reference_scores,
+            current_scores,
+            with_target,
+            render_html,
+        )
         engine, sampled = "preset", None
 
     features = [c for c in config.features.raw_columns if c in results]
@@ -532,8 +608,9 @@ def compute_drift(
     )
 
 
-def _performance(config: PipelineConfig, current: pd.DataFrame, scores: np.ndarray
-                 ) -> tuple[dict[str, float] | None, int]:
+def _performance(
+    config: PipelineConfig, current: pd.DataFrame, scores: np.ndarray
+) -> tuple[dict[str, float] | None, int]:
     """The task's metrics on the current rows whose target is known.
 
     These are the evaluation stage's own metrics (:func:`compute_metrics`), not

@@ -35,14 +35,23 @@ class LedgerEntry:
     triggered_at: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "check": self.check.to_dict(), "decision": self.decision,
-                "triggered_run_id": self.triggered_run_id, "triggered_at": self.triggered_at}
+        return {
+            "run_id": self.run_id,
+            "check": self.check.to_dict(),
+            "decision": self.decision,
+            "triggered_run_id": self.triggered_run_id,
+            "triggered_at": self.triggered_at,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LedgerEntry:
-        return cls(run_id=data["run_id"], check=CheckResult.from_dict(data["check"]),
-                   decision=data.get("decision", {}), triggered_run_id=data.get("triggered_run_id"),
-                   triggered_at=data.get("triggered_at"))
+        return cls(
+            run_id=data["run_id"],
+            check=CheckResult.from_dict(data["check"]),
+            decision=data.get("decision", {}),
+            triggered_run_id=data.get("triggered_run_id"),
+            triggered_at=data.get("triggered_at"),
+        )
 
 
 class CheckLedger:
@@ -76,4 +85,6 @@ class CheckLedger:
         return [e.check for e in self.entries() if e.run_id != exclude_run_id]
 
     def trigger_times(self, exclude_run_id: str | None = None) -> list[str]:
-        return [e.triggered_at for e in self.entries() if e.triggered_at and e.run_id != exclude_run_id]
+        return [
+            e.triggered_at for e in self.entries() if e.triggered_at and e.run_id != exclude_run_id
+        ]

@@ -28,8 +28,14 @@ log = logging.getLogger(__name__)
 STAGE = "evaluate"
 
 
-def run(config: PipelineConfig, pulled: PullManifest, trained: TrainManifest, *,
-        registry: Registry, store: ArtifactStore | None = None) -> Verdict:
+def run(
+    config: PipelineConfig,
+    pulled: PullManifest,
+    trained: TrainManifest,
+    *,
+    registry: Registry,
+    store: ArtifactStore | None = None,
+) -> Verdict:
     """Score challenger and champion on the holdout and apply the gate."""
     import pandas as pd
 
@@ -44,16 +50,28 @@ def run(config: PipelineConfig, pulled: PullManifest, trained: TrainManifest, *,
     passed, challenger_metrics, champion_metrics = result.passed, result.challenger, result.champion
     ev = config.evaluation
     verdict = Verdict(
-        passed=passed, reasons=result.reasons, primary_metric=ev.primary_metric,
-        challenger=challenger_metrics, champion=champion_metrics,
+        passed=passed,
+        reasons=result.reasons,
+        primary_metric=ev.primary_metric,
+        challenger=challenger_metrics,
+        champion=champion_metrics,
         champion_version=champion_info.version if champion_info else None,
-        thresholds={"min_delta": ev.min_delta, "guardrails": dict(ev.guardrails), "floors": dict(ev.floors)},
-        slices=metrics.slice_metrics(config, holdout, result.y, result.scores), rows=len(holdout),
+        thresholds={
+            "min_delta": ev.min_delta,
+            "guardrails": dict(ev.guardrails),
+            "floors": dict(ev.floors),
+        },
+        slices=metrics.slice_metrics(config, holdout, result.y, result.scores),
+        rows=len(holdout),
         report_uri=str(out.file("verdict.json")),
     )
     out.write_json("verdict.json", verdict.to_dict())
-    log.info("evaluate %s: %s=%.4f vs champion %s -> %s", config.name, ev.primary_metric,
-             challenger_metrics[ev.primary_metric],
-             None if champion_metrics is None else round(champion_metrics[ev.primary_metric], 4),
-             "PASS" if passed else "FAIL")
+    log.info(
+        "evaluate %s: %s=%.4f vs champion %s -> %s",
+        config.name,
+        ev.primary_metric,
+        challenger_metrics[ev.primary_metric],
+        None if champion_metrics is None else round(champion_metrics[ev.primary_metric], 4),
+        "PASS" if passed else "FAIL",
+    )
     return verdict

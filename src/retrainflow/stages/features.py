@@ -27,8 +27,13 @@ STAGE = "features"
 TARGET = "__target__"
 
 
-def run(config: PipelineConfig, pulled: PullManifest, *, registry: Registry,
-        store: ArtifactStore | None = None) -> FeaturesManifest:
+def run(
+    config: PipelineConfig,
+    pulled: PullManifest,
+    *,
+    registry: Registry,
+    store: ArtifactStore | None = None,
+) -> FeaturesManifest:
     """Fit or load the transformer; write ``transformer.pkl`` and ``train.parquet``."""
     import pandas as pd
 
@@ -53,6 +58,11 @@ def run(config: PipelineConfig, pulled: PullManifest, *, registry: Registry,
         rows=len(features),
     )
     out.write_json("manifest.json", manifest.to_dict())
-    log.info("features %s: %d rows x %d features (%s transformer)", config.name, len(features),
-             len(manifest.feature_names), "frozen parent" if frozen else "new")
+    log.info(
+        "features %s: %d rows x %d features (%s transformer)",
+        config.name,
+        len(features),
+        len(manifest.feature_names),
+        "frozen parent" if frozen else "new",
+    )
     return manifest

@@ -93,9 +93,15 @@ def _reference(config: PipelineConfig, source: Source, champion: VersionInfo) ->
     return source.read_window(start, end)
 
 
-def run(config: PipelineConfig, context: MonitorContext, *, registry: Registry,
-        store: ArtifactStore | None = None, trigger: Trigger | None = None,
-        now: datetime | None = None) -> MonitorManifest:
+def run(
+    config: PipelineConfig,
+    context: MonitorContext,
+    *,
+    registry: Registry,
+    store: ArtifactStore | None = None,
+    trigger: Trigger | None = None,
+    now: datetime | None = None,
+) -> MonitorManifest:
     """Run one monitoring check; may start a retrain through ``trigger``.
 
     Raises:
@@ -123,9 +129,15 @@ def run(config: PipelineConfig, context: MonitorContext, *, registry: Registry,
     if champion is not None and len(current):
         reference = _reference(config, source, champion)
         model = registry.load_model(config.registered_model_name, champion.version)
-    measured = run_check(config, model=model, reference=reference, current=current,
-                         label_cutoff=win.label_cutoff, checked_at=now,
-                         champion_schema=champion.schema if champion else None)
+    measured = run_check(
+        config,
+        model=model,
+        reference=reference,
+        current=current,
+        label_cutoff=win.label_cutoff,
+        checked_at=now,
+        champion_schema=champion.schema if champion else None,
+    )
     check, report_uri, drift_summary = measured.check, None, {}
     if measured.drift is not None:
         report_uri = save(measured.drift, out).get("html")
@@ -140,43 +152,80 @@ def run(config: PipelineConfig, context: MonitorContext, *, registry: Registry,
     own = retrain_run_id(context.run_id)
     active = trigger is not None and any(r != own for r in trigger.active_runs())
     decision = decide_retrain(
-        config, check, facts,
+        config,
+        check,
+        facts,
         gate_metric=_float(champion.tags.get("challenger_metric")) if champion else None,
         previous_checks=ledger.previous_checks(exclude_run_id=context.run_id),
         trigger_times=ledger.trigger_times(exclude_run_id=context.run_id),
-        retrain_active=active, new_labelled_rows=new_rows, now=now, on_demand=context.on_demand)
+        retrain_active=active,
+        new_labelled_rows=new_rows,
+        now=now,
+        on_demand=context.on_demand,
+    )
 
     triggered_run_id, status = None, "not triggered"
     if decision.trigger and context.trigger_enabled and trigger is not None:
         triggered_run_id = retrain_run_id(context.run_id)
         conf = {
-            "mode": decision.mode, "reason": "monitor: " + ",".join(decision.reasons),
-            "reason_codes": decision.reasons, "window_end": context.check_date,
-            "details": {"monitor_run_id": context.run_id, "report_uri": report_uri,
-                        "drift_share": check.drift_share,
-                        "drifted_columns": check.drifted_columns[:20],
-                        "metric": check.metric, "mode_reason": decision.mode_reason},
+            "mode": decision.mode,
+            "reason": "monitor: " + ",".join(decision.reasons),
+            "reason_codes": decision.reasons,
+            "window_end": context.check_date,
+            "details": {
+                "monitor_run_id": context.run_id,
+                "report_uri": report_uri,
+                "drift_share": check.drift_share,
+                "drifted_columns": check.drifted_columns[:20],
+                "metric": check.metric,
+                "mode_reason": decision.mode_reason,
+            },
         }
         status = trigger.trigger(triggered_run_id, conf)
     elif decision.trigger:
         status = "trigger disabled" if not context.trigger_enabled else "no trigger configured"
 
-    ledger.record(LedgerEntry(run_id=context.run_id, check=check, decision=decision.to_dict(),
-                              triggered_run_id=triggered_run_id,
-                              triggered_at=check.checked_at if triggered_run_id else None))
-    mlflow_run_id = _log_to_mlflow(config, context, check, decision.to_dict(), drift_summary,
-                                   [p for p in (report_uri, str(summary_path)) if p], registry)
+    ledger.record(
+        LedgerEntry(
+            run_id=context.run_id,
+            check=check,
+            decision=decision.to_dict(),
+            triggered_run_id=triggered_run_id,
+            triggered_at=check.checked_at if triggered_run_id else None,
+        )
+    )
+    mlflow_run_id = _log_to_mlflow(
+        config,
+        context,
+        check,
+        decision.to_dict(),
+        drift_summary,
+        [p for p in (report_uri, str(summary_path)) if p],
+        registry,
+    )
     manifest = MonitorManifest(
-        context=context, champion_version=champion.version if champion else None,
-        check=check.to_dict(), drift=drift_summary, decision=decision.to_dict(),
-        report_uri=report_uri, summary_uri=str(summary_path), triggered_run_id=triggered_run_id,
-        trigger_status=status, mlflow_run_id=mlflow_run_id,
+        context=context,
+        champion_version=champion.version if champion else None,
+        check=check.to_dict(),
+        drift=drift_summary,
+        decision=decision.to_dict(),
+        report_uri=report_uri,
+        summary_uri=str(summary_path),
+        triggered_run_id=triggered_run_id,
+        trigger_status=status,
+        mlflow_run_id=mlflow_run_id,
         explain=decision.explain().splitlines(),
     )
     out.write_json("manifest.json", manifest.to_dict())
-    log.info("monitor %s @ %s: drift share %s, metric %s -> %s %s", config.name, context.check_date,
-             check.drift_share, check.metric, "TRIGGER" if decision.trigger else "no retrain",
-             ",".join(decision.reasons or decision.blocked_by))
+    log.info(
+        "monitor %s @ %s: drift share %s, metric %s -> %s %s",
+        config.name,
+        context.check_date,
+        check.drift_share,
+        check.metric,
+        "TRIGGER" if decision.trigger else "no retrain",
+        ",".join(decision.reasons or decision.blocked_by),
+    )
     return manifest
 
 
@@ -187,9 +236,15 @@ def _float(value: str | None) -> float | None:
         return None
 
 
-def _log_to_mlflow(config: PipelineConfig, context: MonitorContext, check: CheckResult,
-                   decision: dict[str, Any], drift: dict[str, Any], files: list[str],
-                   registry: Registry) -> str:
+def _log_to_mlflow(
+    config: PipelineConfig,
+    context: MonitorContext,
+    check: CheckResult,
+    decision: dict[str, Any],
+    drift: dict[str, Any],
+    files: list[str],
+    registry: Registry,
+) -> str:
     """One run per check in experiment ``<pipeline>-monitoring``: the check's history."""
     import mlflow
 
@@ -198,12 +253,19 @@ def _log_to_mlflow(config: PipelineConfig, context: MonitorContext, check: Check
         if mlflow.get_experiment_by_name(name) is None:
             mlflow.create_experiment(name, artifact_location=settings.mlflow_artifact_location())
         mlflow.set_experiment(name)
-        with mlflow.start_run(run_name=context.run_id, tags={
-            "check_date": context.check_date, "trigger": str(decision.get("trigger")),
-            "reasons": ",".join(decision.get("reasons", [])),
-        }) as run:
-            metrics = {"current_rows": check.current_rows, "labelled_rows": check.labelled_rows,
-                       "triggered": float(bool(decision.get("trigger")))}
+        with mlflow.start_run(
+            run_name=context.run_id,
+            tags={
+                "check_date": context.check_date,
+                "trigger": str(decision.get("trigger")),
+                "reasons": ",".join(decision.get("reasons", [])),
+            },
+        ) as run:
+            metrics = {
+                "current_rows": check.current_rows,
+                "labelled_rows": check.labelled_rows,
+                "triggered": float(bool(decision.get("trigger"))),
+            }
             if check.drift_share is not None:
                 metrics["drift_share"] = check.drift_share
             if check.metric is not None:

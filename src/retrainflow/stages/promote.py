@@ -42,7 +42,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 STAGE = "promote"
-_SERVING_PACKAGES = ("lightgbm", "scikit-learn", "pandas", "numpy", "pyarrow", "cloudpickle", "mlflow")
+_SERVING_PACKAGES = (
+    "lightgbm",
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "cloudpickle",
+    "mlflow",
+)
 
 
 def serving_requirements() -> list[str]:
@@ -72,8 +80,9 @@ def config_fingerprint(config: PipelineConfig) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-def lineage_tags(config: PipelineConfig, pulled: PullManifest, trained: TrainManifest,
-                 verdict: Verdict) -> dict[str, str]:
+def lineage_tags(
+    config: PipelineConfig, pulled: PullManifest, trained: TrainManifest, verdict: Verdict
+) -> dict[str, str]:
     """The tags that make a version's history answerable from the registry alone."""
     ctx = pulled.context
     tags: dict[str, Any] = {
@@ -109,14 +118,22 @@ def lineage_tags(config: PipelineConfig, pulled: PullManifest, trained: TrainMan
         "gate_passed": "true" if verdict.passed else "false",
         "primary_metric": verdict.primary_metric,
         "challenger_metric": verdict.challenger[verdict.primary_metric],
-        "champion_metric": "" if verdict.champion is None else verdict.champion[verdict.primary_metric],
+        "champion_metric": ""
+        if verdict.champion is None
+        else verdict.champion[verdict.primary_metric],
         "champion_at_evaluation": verdict.champion_version or "",
     }
     return {k: ("" if v is None else str(v)) for k, v in tags.items()}
 
 
-def _log_run(config: PipelineConfig, pulled: PullManifest, features: FeaturesManifest,
-             trained: TrainManifest, verdict: Verdict, registry: Registry) -> tuple[str, str]:
+def _log_run(
+    config: PipelineConfig,
+    pulled: PullManifest,
+    features: FeaturesManifest,
+    trained: TrainManifest,
+    verdict: Verdict,
+    registry: Registry,
+) -> tuple[str, str]:
     """Create the MLflow run with params, metrics, reports and the model; returns (run id, model uri)."""
     import mlflow
 
@@ -124,25 +141,45 @@ def _log_run(config: PipelineConfig, pulled: PullManifest, features: FeaturesMan
 
     with registry.tracking():
         if mlflow.get_experiment_by_name(config.name) is None:
-            mlflow.create_experiment(config.name, artifact_location=settings.mlflow_artifact_location())
+            mlflow.create_experiment(
+                config.name, artifact_location=settings.mlflow_artifact_location()
+            )
         mlflow.set_experiment(config.name)
         ctx = pulled.context
-        with mlflow.start_run(run_name=ctx.run_id, tags={"retrain_run_id": ctx.run_id,
-                                                         "trigger_reason": ctx.trigger_reason,
-                                                         "mode": pulled.mode}) as run:
-            mlflow.log_params({
-                "mode": pulled.mode, "estimator": trained.estimator, "window_start": pulled.train.start,
-                "window_end": pulled.train.end, "holdout_days": config.evaluation.holdout_days,
-                "parent_version": pulled.parent_version or "none", "rows": trained.rows,
-                "features": len(features.feature_names),
-                **{f"param_{k}": v for k, v in trained.params.items()},
-            })
+        with mlflow.start_run(
+            run_name=ctx.run_id,
+            tags={
+                "retrain_run_id": ctx.run_id,
+                "trigger_reason": ctx.trigger_reason,
+                "mode": pulled.mode,
+            },
+        ) as run:
+            mlflow.log_params(
+                {
+                    "mode": pulled.mode,
+                    "estimator": trained.estimator,
+                    "window_start": pulled.train.start,
+                    "window_end": pulled.train.end,
+                    "holdout_days": config.evaluation.holdout_days,
+                    "parent_version": pulled.parent_version or "none",
+                    "rows": trained.rows,
+                    "features": len(features.feature_names),
+                    **{f"param_{k}": v for k, v in trained.params.items()},
+                }
+            )
             metrics = {f"holdout_{k}": v for k, v in verdict.challenger.items() if _finite(v)}
             if verdict.champion:
-                metrics.update({f"champion_{k}": v for k, v in verdict.champion.items() if _finite(v)})
-            metrics.update({"train_cpu_seconds": trained.train_cpu_seconds,
-                            "train_wall_seconds": trained.train_wall_seconds,
-                            "peak_rss_mb": trained.peak_rss_mb, "gate_passed": float(verdict.passed)})
+                metrics.update(
+                    {f"champion_{k}": v for k, v in verdict.champion.items() if _finite(v)}
+                )
+            metrics.update(
+                {
+                    "train_cpu_seconds": trained.train_cpu_seconds,
+                    "train_wall_seconds": trained.train_wall_seconds,
+                    "peak_rss_mb": trained.peak_rss_mb,
+                    "gate_passed": float(verdict.passed),
+                }
+            )
             mlflow.log_metrics(metrics)
             for report in (pulled.report_uri, verdict.report_uri):
                 if Path(report).is_file():
@@ -160,8 +197,9 @@ def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
-def identical_version(registry: Registry, name: str, tags: dict[str, str],
-                      verdict: Verdict) -> VersionInfo | None:
+def identical_version(
+    registry: Registry, name: str, tags: dict[str, str], verdict: Verdict
+) -> VersionInfo | None:
     """An earlier version that this retrain would only repeat, or None.
 
     Identical means the same mode, training data, model configuration and —
@@ -180,9 +218,16 @@ def identical_version(registry: Registry, name: str, tags: dict[str, str],
     return usable[-1] if usable else None
 
 
-def run(config: PipelineConfig, pulled: PullManifest, features: FeaturesManifest,
-        trained: TrainManifest, verdict: Verdict, *, registry: Registry,
-        store: ArtifactStore | None = None) -> PromoteManifest:
+def run(
+    config: PipelineConfig,
+    pulled: PullManifest,
+    features: FeaturesManifest,
+    trained: TrainManifest,
+    verdict: Verdict,
+    *,
+    registry: Registry,
+    store: ArtifactStore | None = None,
+) -> PromoteManifest:
     """Register the challenger (or reuse an identical version) and, if the gate passed
     (and policy is auto), crown it."""
     store = store or ArtifactStore(config.artifact_root_uri())
@@ -201,40 +246,71 @@ def run(config: PipelineConfig, pulled: PullManifest, features: FeaturesManifest
                 f"identical to version {version.version} (run {version.tags.get('retrain_run_id')}): "
                 f"same {tags['mode']} training data {tags['train_fingerprint'][:12]}, configuration "
                 f"{tags['config_fingerprint'][:12]}"
-                + (f" and parent {tags['parent_version']}" if tags["mode"] == Mode.WARM_START else "")
+                + (
+                    f" and parent {tags['parent_version']}"
+                    if tags["mode"] == Mode.WARM_START
+                    else ""
+                )
             )
         else:
-            mlflow_run_id, model_uri = _log_run(config, pulled, features, trained, verdict, registry)
+            mlflow_run_id, model_uri = _log_run(
+                config, pulled, features, trained, verdict, registry
+            )
             version = registry.register(name, model_uri, mlflow_run_id, tags)
     registry.set_challenger(name, version.version)
     previous = registry.champion(name)
     crowned = False
     awaiting = False
     if verdict.passed and config.promotion == "auto":
-        registry.set_champion(name, version.version, reason=f"gate passed ({pulled.context.trigger_reason})")
+        registry.set_champion(
+            name, version.version, reason=f"gate passed ({pulled.context.trigger_reason})"
+        )
         crowned = True
     elif verdict.passed:
         awaiting = True
     champion = registry.champion(name)
     manifest = PromoteManifest(
-        version=version.version, run_id=version.run_id or "", champion=crowned,
+        version=version.version,
+        run_id=version.run_id or "",
+        champion=crowned,
         champion_version=champion.version if champion else None,
-        previous_champion=previous.version if previous and previous.version != version.version else None,
-        awaiting_approval=awaiting, model_uri=f"models:/{name}/{version.version}",
-        reused=reused_reason is not None, reused_reason=reused_reason,
+        previous_champion=previous.version
+        if previous and previous.version != version.version
+        else None,
+        awaiting_approval=awaiting,
+        model_uri=f"models:/{name}/{version.version}",
+        reused=reused_reason is not None,
+        reused_reason=reused_reason,
     )
     out.write_json("manifest.json", manifest.to_dict())
-    log.info("promote %s: version %s %s; champion=%s%s", name, version.version,
-             f"reused, {reused_reason}" if reused_reason else "registered",
-             manifest.champion_version, " (awaiting approval)" if awaiting else "")
+    log.info(
+        "promote %s: version %s %s; champion=%s%s",
+        name,
+        version.version,
+        f"reused, {reused_reason}" if reused_reason else "registered",
+        manifest.champion_version,
+        " (awaiting approval)" if awaiting else "",
+    )
     return manifest
 
 
-def approve(config: PipelineConfig, promoted: PromoteManifest, *, registry: Registry,
-            approver: str = "unknown") -> PromoteManifest:
+def approve(
+    config: PipelineConfig,
+    promoted: PromoteManifest,
+    *,
+    registry: Registry,
+    approver: str = "unknown",
+) -> PromoteManifest:
     """Crown a version that passed its gate and waited for a person's approval."""
     name = config.registered_model_name
     previous = registry.set_champion(name, promoted.version, reason=f"approved by {approver}")
     registry.set_tags(name, promoted.version, {"approved_by": approver})
-    return PromoteManifest(**{**promoted.to_dict(), "champion": True, "champion_version": promoted.version,
-                              "previous_champion": previous, "awaiting_approval": False})
+    return PromoteManifest(
+        **{
+            **promoted.to_dict(),
+            "champion": True,
+            "champion_version": promoted.version,
+            "previous_champion": previous,
+            "awaiting_approval": False,
+        }
+    )

@@ -46,12 +46,23 @@ def champion_facts(champion: VersionInfo | None) -> ChampionFacts | None:
 
 def _failure(stage_dir: StageDir, exc: DataError, context: dict[str, Any]) -> DataError:
     """Save a report for a data error and return the error carrying its path."""
-    path = stage_dir.write_json("report.json", {"success": False, "error": exc.to_dict(), **context})
-    return type(exc)(exc.message, report_uri=str(path), **{k: v for k, v in exc.details.items() if k != "report_uri"})
+    path = stage_dir.write_json(
+        "report.json", {"success": False, "error": exc.to_dict(), **context}
+    )
+    return type(exc)(
+        exc.message,
+        report_uri=str(path),
+        **{k: v for k, v in exc.details.items() if k != "report_uri"},
+    )
 
 
-def run(config: PipelineConfig, context: RunContext, *, registry: Registry,
-        store: ArtifactStore | None = None) -> PullManifest:
+def run(
+    config: PipelineConfig,
+    context: RunContext,
+    *,
+    registry: Registry,
+    store: ArtifactStore | None = None,
+) -> PullManifest:
     """Resolve the mode, read the windows and write them as Parquet.
 
     Returns:
@@ -68,20 +79,36 @@ def run(config: PipelineConfig, context: RunContext, *, registry: Registry,
     champion = registry.champion(config.registered_model_name)
     facts = champion_facts(champion)
     source = make_source(config)
-    report: dict[str, Any] = {"pipeline": config.name, "run_id": context.run_id,
-                              "window_end": context.window_end, "source": source.uri,
-                              "requested_mode": context.requested_mode}
+    report: dict[str, Any] = {
+        "pipeline": config.name,
+        "run_id": context.run_id,
+        "window_end": context.window_end,
+        "source": source.uri,
+        "requested_mode": context.requested_mode,
+    }
 
     try:
         holdout = source.read_window(held.start, held.end)
         new = None
-        if (context.requested_mode != Mode.STATELESS and facts is not None
-                and facts.data_end is not None and facts.data_end < held.start):
+        if (
+            context.requested_mode != Mode.STATELESS
+            and facts is not None
+            and facts.data_end is not None
+            and facts.data_end < held.start
+        ):
             new = source.read_window(facts.data_end, held.start)
-        change = schema_diff(facts.schema if facts else None,
-                             schema_of(new if new is not None and len(new) else holdout))
-        decision = resolve_mode(config, context.requested_mode, facts, train_end=held.start,
-                                new_rows=None if new is None else len(new), schema_change=change)
+        change = schema_diff(
+            facts.schema if facts else None,
+            schema_of(new if new is not None and len(new) else holdout),
+        )
+        decision = resolve_mode(
+            config,
+            context.requested_mode,
+            facts,
+            train_end=held.start,
+            new_rows=None if new is None else len(new),
+            schema_change=change,
+        )
         if decision.mode == Mode.WARM_START:
             assert facts is not None and facts.data_end is not None and new is not None
             window = windows.warm_start(facts.data_end, held.start)
@@ -109,27 +136,48 @@ def run(config: PipelineConfig, context: RunContext, *, registry: Registry,
 
     train, holdout = _storable(train), _storable(holdout)
     train_ref = DatasetRef(
-        uri=str(out.write_parquet("train.parquet", train)), rows=len(train),
-        start=window.start.isoformat(), end=window.end.isoformat(), fingerprint=fingerprint(train),
+        uri=str(out.write_parquet("train.parquet", train)),
+        rows=len(train),
+        start=window.start.isoformat(),
+        end=window.end.isoformat(),
+        fingerprint=fingerprint(train),
     )
     holdout_ref = DatasetRef(
-        uri=str(out.write_parquet("holdout.parquet", holdout)), rows=len(holdout),
-        start=held.start.isoformat(), end=held.end.isoformat(), fingerprint=fingerprint(holdout),
+        uri=str(out.write_parquet("holdout.parquet", holdout)),
+        rows=len(holdout),
+        start=held.start.isoformat(),
+        end=held.end.isoformat(),
+        fingerprint=fingerprint(holdout),
     )
     since_full = 0
     if decision.mode == Mode.WARM_START and facts is not None:
         since_full = facts.warm_starts_since_full + 1
     manifest = PullManifest(
-        context=context, mode=str(decision.mode), mode_reason=decision.reason,
+        context=context,
+        mode=str(decision.mode),
+        mode_reason=decision.reason,
         parent_version=champion.version if champion else None,
-        train=train_ref, holdout=holdout_ref, new_rows=new_rows, replay_rows=replay_rows,
-        schema=schema, schema_change=change, warm_starts_since_full=since_full,
-        source_uri=source.uri, report_uri=str(out.file("report.json")),
+        train=train_ref,
+        holdout=holdout_ref,
+        new_rows=new_rows,
+        replay_rows=replay_rows,
+        schema=schema,
+        schema_change=change,
+        warm_starts_since_full=since_full,
+        source_uri=source.uri,
+        report_uri=str(out.file("report.json")),
     )
     out.write_json("report.json", {"success": True, **report, **manifest.to_dict()})
     out.write_json("manifest.json", manifest.to_dict())
-    log.info("pull %s: mode=%s (%s), train=%d rows %s, holdout=%d rows", config.name,
-             decision.mode, decision.reason, len(train), window, len(holdout))
+    log.info(
+        "pull %s: mode=%s (%s), train=%d rows %s, holdout=%d rows",
+        config.name,
+        decision.mode,
+        decision.reason,
+        len(train),
+        window,
+        len(holdout),
+    )
     return manifest
 
 
@@ -143,7 +191,7 @@ def _storable(frame: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
 
     out = frame
-    for col in frame.columns[frame.dtypes == object]:
+    for col in frame.select_dtypes(include="object").columns:
         if frame[col].dropna().map(type).nunique() > 1:
             if out is frame:
                 out = frame.copy()
@@ -151,8 +199,9 @@ def _storable(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _with_replay(config: PipelineConfig, source: Source, new: pd.DataFrame,
-                 parent_end: date) -> tuple[pd.DataFrame, int]:
+def _with_replay(
+    config: PipelineConfig, source: Source, new: pd.DataFrame, parent_end: date
+) -> tuple[pd.DataFrame, int]:
     """The new rows plus the replay sample of older rows; returns (frame, replay rows)."""
     import pandas as pd
 

@@ -33,8 +33,14 @@ log = logging.getLogger(__name__)
 STAGE = "train"
 
 
-def run(config: PipelineConfig, pulled: PullManifest, features: FeaturesManifest, *,
-        registry: Registry, store: ArtifactStore | None = None) -> TrainManifest:
+def run(
+    config: PipelineConfig,
+    pulled: PullManifest,
+    features: FeaturesManifest,
+    *,
+    registry: Registry,
+    store: ArtifactStore | None = None,
+) -> TrainManifest:
     """Train the challenger and write ``model.pkl``.
 
     Raises:
@@ -52,26 +58,42 @@ def run(config: PipelineConfig, pulled: PullManifest, features: FeaturesManifest
     parent_estimator = None
     if pulled.mode == Mode.WARM_START:
         assert pulled.parent_version is not None
-        parent_estimator = registry.load_model(config.registered_model_name, pulled.parent_version).estimator
+        parent_estimator = registry.load_model(
+            config.registered_model_name, pulled.parent_version
+        ).estimator
     frame_mb = float(frame.memory_usage(deep=True).sum()) / 2**20
     with measure() as cost:
-        estimator = training.fit_estimator(config, frame, y, features.categorical_features,
-                                           parent_estimator)
+        estimator = training.fit_estimator(
+            config, frame, y, features.categorical_features, parent_estimator
+        )
     model = training.assemble(config, transformer, estimator)
     path = out.write_with("model.pkl", lambda p: p.write_bytes(pickle.dumps(model)))
     if not path.is_file() or path.stat().st_size == 0:
         raise RuntimeError(f"train wrote no model to {path}")
     manifest = TrainManifest(
-        model_uri=str(path), estimator=config.training.estimator, mode=pulled.mode, rows=len(frame),
-        train_cpu_seconds=round(cost.cpu_seconds, 3), train_wall_seconds=round(cost.wall_seconds, 3),
-        peak_rss_mb=round(cost.peak_rss_mb, 1), start_rss_mb=round(cost.start_rss_mb, 1),
+        model_uri=str(path),
+        estimator=config.training.estimator,
+        mode=pulled.mode,
+        rows=len(frame),
+        train_cpu_seconds=round(cost.cpu_seconds, 3),
+        train_wall_seconds=round(cost.wall_seconds, 3),
+        peak_rss_mb=round(cost.peak_rss_mb, 1),
+        start_rss_mb=round(cost.start_rss_mb, 1),
         train_frame_mb=round(frame_mb, 2),
-        model_size_kb=round(path.stat().st_size / 1024, 1), params=dict(config.training.params),
+        model_size_kb=round(path.stat().st_size / 1024, 1),
+        params=dict(config.training.params),
     )
     out.write_json("manifest.json", manifest.to_dict())
-    log.info("train %s: %s %s on %d rows in %.1fs (cpu %.1fs, peak %.0f MiB)", config.name,
-             pulled.mode, config.training.estimator, len(frame), cost.wall_seconds, cost.cpu_seconds,
-             cost.peak_rss_mb)
+    log.info(
+        "train %s: %s %s on %d rows in %.1fs (cpu %.1fs, peak %.0f MiB)",
+        config.name,
+        pulled.mode,
+        config.training.estimator,
+        len(frame),
+        cost.wall_seconds,
+        cost.cpu_seconds,
+        cost.peak_rss_mb,
+    )
     return manifest
 
 

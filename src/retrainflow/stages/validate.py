@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 STAGE = "validate"
 
 
-def run(config: PipelineConfig, pulled: PullManifest, *, store: ArtifactStore | None = None) -> ValidateManifest:
+def run(
+    config: PipelineConfig, pulled: PullManifest, *, store: ArtifactStore | None = None
+) -> ValidateManifest:
     """Validate the training and holdout data of a run.
 
     Raises:
@@ -42,18 +44,28 @@ def run(config: PipelineConfig, pulled: PullManifest, *, store: ArtifactStore | 
         reports.append(validate_frame(config, pd.read_parquet(ref.uri), dataset=name))
     warnings = []
     if pulled.schema_change:
-        warnings.append(f"schema changed vs champion {pulled.parent_version}: {pulled.schema_change}; "
-                        f"mode {pulled.mode} ({pulled.mode_reason})")
+        warnings.append(
+            f"schema changed vs champion {pulled.parent_version}: {pulled.schema_change}; "
+            f"mode {pulled.mode} ({pulled.mode_reason})"
+        )
     success = all(r.success for r in reports)
-    failures = [f"{r.dataset}: {line}" for r in reports for line in r.summary().splitlines() if not r.success]
-    path = out.write_json("report.json", {
-        "success": success,
-        "pipeline": config.name,
-        "run_id": pulled.context.run_id,
-        "datasets": [r.to_dict() for r in reports],
-        "schema_change": pulled.schema_change,
-        "warnings": warnings,
-    })
+    failures = [
+        f"{r.dataset}: {line}"
+        for r in reports
+        for line in r.summary().splitlines()
+        if not r.success
+    ]
+    path = out.write_json(
+        "report.json",
+        {
+            "success": success,
+            "pipeline": config.name,
+            "run_id": pulled.context.run_id,
+            "datasets": [r.to_dict() for r in reports],
+            "schema_change": pulled.schema_change,
+            "warnings": warnings,
+        },
+    )
     if not success:
         raise ValidationFailedError(
             f"Data validation of '{config.name}' failed; training was not started and the champion "
