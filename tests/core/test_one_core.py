@@ -55,8 +55,9 @@ def _defines(name: str):  # type: ignore[no-untyped-def]
         (
             "the full-refit limit",
             _attribute("max_warm_starts"),
-            {"core/modes.py", "backtest/strategies.py"},
-        ),  # strategies: a description string only
+            # strategies: a description string; config: validate-config's warning about append
+            {"core/modes.py", "backtest/strategies.py", "config.py"},
+        ),
         ("a mode resolver", _defines("resolve_mode"), {"core/modes.py"}),
         ("a mode enum", _defines("Mode"), {"core/modes.py"}),
         # fitting and continuing
