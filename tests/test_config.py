@@ -534,3 +534,48 @@ def test_validate_config_prints_warnings_without_failing(
     assert len(warnings) == 1  # the shipped synthetic config (auto, bounded) is not warned about
     assert warnings[0].startswith(f"warning: {path}: training.warm_start.method 'append' ")
     assert "mode 'auto' with max_warm_starts as the bound" in warnings[0]
+
+
+# -- paths stay confined (issue 8, item 7) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../synthetic", "/etc/passwd", "a/b", "Synthetic", "x y", ""])
+def test_a_pipeline_name_is_a_name_not_a_path(home, name: str) -> None:
+    from retrainflow.config import find_config
+    from retrainflow.exceptions import PipelineNotFoundError
+
+    with pytest.raises(PipelineNotFoundError, match="is not a pipeline name.*never a path"):
+        find_config(name)
+
+
+@pytest.mark.parametrize("path", ["../elsewhere", "synthetic/../../x", "a/../../b", " "])
+def test_a_lake_path_cannot_climb_out_of_the_lake(helpers, path: str) -> None:
+    from retrainflow.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match=r"source.path"):
+        helpers.config_with({"source.path": path})
+
+
+def test_an_absolute_lake_path_is_an_explicit_location(helpers, tmp_path) -> None:
+    cfg = helpers.config_with({"source.path": str(tmp_path / "lake")})
+    assert cfg.source.resolved_path() == tmp_path / "lake"
+    inside = helpers.config_with({"source.path": "team/synthetic"})
+    assert inside.source.resolved_path().parts[-2:] == ("team", "synthetic")
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "echo"),
+    [
+        ({"training.window_days": "abc"}, "training.window_days", "got 'abc'"),
+        ({"evaluation.holdout_days": 2.5}, "evaluation.holdout_days", "got 2.5"),
+        ({"training.params": {"learning_rate": [1]}}, "training.params.learning_rate", "got [1]"),
+        ({"task": "clasify"}, "task", "got 'clasify'"),
+    ],
+)
+def test_a_wrong_value_is_echoed_in_the_message(helpers, change, field, echo) -> None:
+    from retrainflow.exceptions import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        helpers.config_with(change)
+    assert f"The field '{field}'" in str(info.value)
+    assert echo in str(info.value)

@@ -316,3 +316,13 @@ def test_build_suite_from_config(config: PipelineConfig) -> None:
 def test_module_import_is_cheap() -> None:
     code = "import sys, retrainflow.validation; assert 'great_expectations' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_infinite_values_are_named_as_inf(config: PipelineConfig, frame: pd.DataFrame) -> None:
+    """Issue 8: the message showed ``e.g. [None]`` for an infinite value."""
+    frame.loc[[0, 1], "distance"] = np.inf
+    frame.loc[2, "distance"] = -np.inf
+    report = validate_frame(config, frame, dataset="train")
+    failure = only_failure(report)
+    assert "e.g. [inf, -inf]" in failure.message
+    assert json.loads(json.dumps(report.to_dict(), allow_nan=False))  # still strict JSON

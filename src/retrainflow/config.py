@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from retrainflow import settings
 from retrainflow.core.metrics import (
@@ -62,8 +70,22 @@ class ParquetSourceConfig(_Strict):
     """Local Parquet lake partitioned by ``date=YYYY-MM-DD``."""
 
     kind: Literal["parquet"] = "parquet"
-    #: Directory of the partitions; relative paths are under ``$RETRAINFLOW_HOME/lake``.
+    #: Directory of the partitions: a relative path is under ``$RETRAINFLOW_HOME/lake`` and
+    #: must stay inside it; a location elsewhere must be written as an absolute path.
     path: str
+
+    @field_validator("path")
+    @classmethod
+    def _inside_the_lake(cls, v: str) -> str:
+        p = Path(v).expanduser()
+        if not v.strip():
+            raise ValueError("must not be empty")
+        if not p.is_absolute() and ".." in p.parts:
+            raise ValueError(
+                f"{v!r} climbs out of the lake ($RETRAINFLOW_HOME/lake) with '..'; give a "
+                "path inside it, or an absolute path for a location outside it"
+            )
+        return v
 
     def resolved_path(self) -> Path:
         p = Path(self.path).expanduser()
@@ -150,6 +172,16 @@ class ExpectationsConfig(_Strict):
     #: Columns other than features, target and time column that may appear.
     allow_extra_columns: bool = False
     columns: dict[str, ColumnExpectation] = Field(default_factory=dict)
+    #: Rows of a window that are exact copies of other rows: ``refuse`` stops the run;
+    #: ``drop`` keeps one copy (a warning and the count in the pull report); ``allow`` keeps
+    #: them (identical rows are separate events, e.g. two flights on one route at one
+    #: minute). A day written twice (an identical second file, or a partition whose every
+    #: row has a copy) is refused unless ``drop``.
+    duplicates: Literal["refuse", "drop", "allow"] = "refuse"
+    #: Rows whose target is null (the label has not arrived yet): ``refuse`` fails
+    #: validation; ``exclude`` leaves them out of training and evaluation (counted in the
+    #: pull report; monitoring still sees them).
+    unlabelled: Literal["refuse", "exclude"] = "refuse"
 
 
 class WarmStartConfig(_Strict):
@@ -292,12 +324,40 @@ def _estimator_param_names(estimator: str) -> frozenset[str]:
     return frozenset(names | common)
 
 
+def _margin(value: Any, *, signed: bool = True) -> float | str:
+    """A number (absolute) or a percentage string such as ``"2%"`` (relative)."""
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            number = float(value.strip()[:-1])
+        except ValueError:
+            number = None
+    if number is None:
+        raise ValueError(
+            "must be a number (an absolute amount of the metric) or a percentage of the "
+            f"champion's value such as '2%'; got {value!r}"
+        )
+    if not signed and number < 0:
+        raise ValueError(f"must be >= 0; got {value!r}")
+    return f"{number:g}%" if isinstance(value, str) else number
+
+
+#: An amount of a metric: absolute (``0.02``) or relative to the champion's value (``"2%"``,
+#: see :func:`retrainflow.core.metrics.margin`); negative allowed (a tolerated loss).
+Margin = Annotated[float | str, BeforeValidator(_margin)]
+#: The same, at least 0.
+NonNegativeMargin = Annotated[float | str, BeforeValidator(lambda v: _margin(v, signed=False))]
+
+
 class EvaluationConfig(_Strict):
     """The gate a challenger must pass before it becomes champion."""
 
     primary_metric: str = "roc_auc"
-    #: The challenger must beat the champion's primary metric by at least this much.
-    min_delta: float = 0.0
+    #: The challenger must beat the champion's primary metric by at least this much: an
+    #: absolute amount (``0.005``) or a percentage of the champion's value (``"1%"``).
+    min_delta: Margin = 0.0
     #: Metric -> tolerance: the challenger may be worse than the champion by at most this.
     guardrails: dict[str, float] = Field(default_factory=dict)
     #: Metric -> absolute floor (ceiling for lower-is-better metrics) the challenger must meet.
@@ -394,8 +454,9 @@ class PolicyConfig(_Strict):
 
     #: Rules that may trigger: drift, performance, volume, staleness (on demand is always allowed).
     triggers: list[TriggerRule] = Field(default_factory=lambda: _DEFAULT_TRIGGERS.copy())
-    #: performance: drop of the primary metric vs the champion's gate-time value.
-    performance_drop: float = Field(default=0.02, ge=0)
+    #: performance: drop of the primary metric vs the champion's gate-time value that fires:
+    #: absolute (``0.02``) or a percentage of the gate-time value (``"10%"``).
+    performance_drop: NonNegativeMargin = 0.02
     #: volume: new labelled rows since the champion's data end.
     min_new_rows: int = Field(default=50_000, ge=1)
     #: staleness: days since the champion's data end.
@@ -449,6 +510,10 @@ class PipelineConfig(_Strict):
     target: str = Field(min_length=1)
     #: Event-time column; windows and partitions are by this column's date.
     time_column: str = Field(min_length=1)
+    #: IANA time zone (``Europe/Paris``) whose local days partition the rows. Unset: the
+    #: time column must hold naive timestamps. Set: it must hold zone-aware timestamps,
+    #: which are converted to this zone's local time and made naive. Never guessed.
+    time_zone: str | None = None
     source: SourceConfig
     features: FeaturesConfig
     expectations: ExpectationsConfig = Field(default_factory=ExpectationsConfig)
@@ -466,6 +531,21 @@ class PipelineConfig(_Strict):
     @classmethod
     def _schedule(cls, v: str | None) -> str | None:
         return _valid_schedule(v)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _time_zone(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"must be an IANA time zone name such as 'UTC' or 'Europe/Paris'; got {v!r}"
+            ) from None
+        return v
 
     @model_validator(mode="after")
     def _cross_checks(self) -> PipelineConfig:
@@ -608,6 +688,10 @@ def _expand_env(value: Any, field: str = "") -> Any:
     return value
 
 
+#: Pydantic's names of union members in an error location.
+_TYPE_TAGS = frozenset({"int", "float", "str", "bool", "none", "dict", "list"})
+
+
 def _loc_to_field(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
@@ -615,6 +699,8 @@ def _loc_to_field(loc: tuple[Any, ...]) -> str:
             out += f"[{part}]"
         elif part in {"parquet", "s3", "sql"} and out == "source":
             continue  # discriminated-union tag, not a user-visible field
+        elif part in _TYPE_TAGS or str(part).startswith(("function-", "literal[", "list[")):
+            continue  # a union member's tag (``int``, ``float``...), not a field
         else:
             out += ("." if out else "") + str(part)
     return out
@@ -645,9 +731,10 @@ def parse_config(data: Any, *, file: Path | str = "<config>") -> PipelineConfig:
             msg = "unknown key (check the spelling against the documented schema)"
         elif err["type"] == "missing":
             msg = "is required but missing"
-        elif err["type"] == "literal_error":
-            msg = f"{msg}; got {err.get('input')!r}"
-        msg = msg.removeprefix("Value error, ")
+        msg = msg.removeprefix("Value error, ").rstrip(".")
+        shown = repr(err.get("input"))
+        if err["type"] not in ("extra_forbidden", "missing") and f"got {shown}" not in msg:
+            msg = f"{msg}; got {shown}"  # echo the value that was refused
         more = len(exc.errors()) - 1
         if more:
             msg += f" (and {more} more problem{'s' if more > 1 else ''})"
@@ -712,6 +799,13 @@ def find_config(name: str, directory: Path | None = None) -> PipelineConfig:
         PipelineNotFoundError: listing the pipelines that do exist.
     """
     directory = directory or settings.config_dir()
+    if not re.fullmatch(_NAME_RE, name):
+        raise PipelineNotFoundError(
+            f"'{name}' is not a pipeline name: a name is lower-case letters, digits and '_' "
+            f"(starting with a letter), never a path. Known pipelines: "
+            f"{[p.stem for p in config_paths(directory)] or 'none'}.",
+            pipeline=name,
+        )
     for suffix in (".yaml", ".yml"):
         path = directory / f"{name}{suffix}"
         if path.is_file():

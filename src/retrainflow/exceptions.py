@@ -93,6 +93,53 @@ class ValidationFailedError(DataError):
     code = "validation_failed"
 
 
+class DataContractError(DataError):
+    """The rows of a window break the data contract (:mod:`retrainflow.data.contract`).
+
+    Raised by the pull stage before anything is trained; the message names the
+    partition (day and file) and the problem, and ``details`` carry them
+    (``partition``, ``file``, ``columns``...). Subclasses say which rule.
+    """
+
+    code = "data_contract"
+
+
+class InvalidPartitionError(DataContractError):
+    """A ``date=...`` partition's name is not a valid date (e.g. ``date=2013-02-30``)."""
+
+    code = "invalid_partition"
+
+
+class DuplicateRowsError(DataContractError):
+    """Rows of a window are exact copies of other rows (e.g. a day written twice)."""
+
+    code = "duplicate_rows"
+
+
+class TimestampOutsidePartitionError(DataContractError):
+    """Rows whose timestamp lies outside their partition's day or the window."""
+
+    code = "timestamp_outside_partition"
+
+
+class TimeZoneError(DataContractError):
+    """Time-zone-aware timestamps where the pipeline is naive, or the reverse."""
+
+    code = "time_zone_mismatch"
+
+
+class PartitionSchemaError(DataContractError):
+    """Partitions of one window differ in the columns the pipeline reads (a schema change)."""
+
+    code = "partition_schema_change"
+
+
+class SingleClassError(DataContractError):
+    """The training labels of a binary task are all one class."""
+
+    code = "single_class"
+
+
 class ModeError(UserError):
     """A training mode cannot be honoured (e.g. warm start without a champion)."""
 
@@ -159,3 +206,82 @@ class RegistryUnavailableError(RetrainflowError):
     def __init__(self, message: str, *, mlflow_code: str | None = None, **details: Any) -> None:
         super().__init__(message, mlflow_code=mlflow_code, **details)
         self.mlflow_code = mlflow_code
+
+
+class IngestError(UserError):
+    """``retrainflow ingest`` cannot take an input: the file's type, a missing time column, a
+    source that cannot be written (a SQL table), a file or query that cannot be read."""
+
+    code = "ingest_refused"
+
+
+class PartitionExistsError(IngestError):
+    """The input holds days the source already has, and ``--replace`` was not given.
+    ``days`` lists them (ISO dates)."""
+
+    code = "partition_exists"
+
+    def __init__(self, message: str, *, days: list[str], **details: Any) -> None:
+        super().__init__(message, days=days, **details)
+        self.days = days
+
+
+class TimeColumnError(DataError):
+    """A value of the time column is missing or is not a time. Names the input, the row
+    (``row``, 1-based) and the value."""
+
+    code = "bad_time"
+
+
+class ProfileError(UserError):
+    """A data file cannot be profiled into a pipeline config (``retrainflow init``).
+
+    ``file`` is the data file; ``column`` the column at fault, if one is.
+    """
+
+    code = "profile_failed"
+
+    def __init__(
+        self, message: str, *, file: Path | str | None = None, column: str | None = None
+    ) -> None:
+        super().__init__(message, file=file, column=column)
+        self.file = file
+        self.column = column
+
+
+class TaskMismatchError(ProfileError):
+    """The target's values do not fit the requested (or inferred) task. ``task`` names it."""
+
+    code = "task_mismatch"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task: str,
+        file: Path | str | None = None,
+        column: str | None = None,
+    ) -> None:
+        super().__init__(message, file=file, column=column)
+        self.details["task"] = task
+        self.task = task
+
+
+class ConfigExistsError(UserError):
+    """``retrainflow init`` would overwrite an existing pipeline config (without ``--force``)."""
+
+    code = "config_exists"
+
+    def __init__(self, message: str, *, file: Path | str) -> None:
+        super().__init__(message, file=file)
+        self.file = file
+
+
+class InvalidPipelineNameError(UserError):
+    """A pipeline name that is not a name (a path, or not ``[a-z][a-z0-9_]*``)."""
+
+    code = "invalid_pipeline_name"
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message, name=name)
+        self.name = name

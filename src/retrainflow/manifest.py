@@ -104,6 +104,9 @@ class PullManifest(Manifest):
     warm_starts_since_full: int
     source_uri: str
     report_uri: str
+    #: What the data contract saw (:class:`retrainflow.data.contract.Findings`): warnings,
+    #: duplicates dropped, unlabelled rows excluded, per dataset.
+    contract: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
 from retrainflow.config import PipelineConfig
-from retrainflow.core.metrics import finite_or_none, improvement, lower_is_better
+from retrainflow.core.metrics import finite_or_none, improvement, lower_is_better, margin
 from retrainflow.core.modes import ChampionFacts, resolve_mode
 from retrainflow.manifest import Manifest
 
@@ -523,16 +523,23 @@ def _performance_rule(
             "note": f"{check.labelled_rows} labelled rows < {pol.min_samples}: not evaluated",
         }
     drop = improvement(metric_name, gate, metric)  # how much better the gate-time value was
-    fired = drop > pol.performance_drop
+    tolerance = margin(pol.performance_drop, gate)
+    fired = drop > tolerance
     if fired:
         reasons.add("performance")
     direction = "lower" if lower_is_better(metric_name) else "higher"
+    what = (
+        f"{pol.performance_drop} = {_num(tolerance)}"
+        if isinstance(pol.performance_drop, str)
+        else f"{pol.performance_drop}"
+    )
     return {
         **base,
         "status": "fired" if fired else "not fired",
         "drop": _num(drop),
+        "tolerance": _num(tolerance),
         "note": f"{metric_name} {metric} vs gate {gate} ({direction} is better): "
-        f"worse by {_num(drop)} ({'>' if fired else '<='} tolerance {pol.performance_drop})",
+        f"worse by {_num(drop)} ({'>' if fired else '<='} tolerance {what})",
     }
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import threading
 import warnings
@@ -234,7 +235,8 @@ def build_suite(config: PipelineConfig) -> gx.ExpectationSuite:
     add(gxe.ExpectTableRowCountToBeBetween(min_value=exp.min_rows), "row_count")
 
     for column, spec in exp.columns.items():
-        _add_column_expectations(gxe, add, column, spec)
+        role = "target" if column == config.target else None
+        _add_column_expectations(gxe, add, column, spec, role)
 
     add(gxe.ExpectColumnValuesToNotBeNull(column=config.target), "not_null", role="target")
     if config.task == "binary_classification":
@@ -268,9 +270,11 @@ def build_suite(config: PipelineConfig) -> gx.ExpectationSuite:
     return gx.ExpectationSuite(name=f"{config.name}_suite", expectations=expectations)
 
 
-def _add_column_expectations(gxe: Any, add: Any, column: str, spec: ColumnExpectation) -> None:
+def _add_column_expectations(
+    gxe: Any, add: Any, column: str, spec: ColumnExpectation, role: str | None = None
+) -> None:
     if not spec.nullable:
-        add(gxe.ExpectColumnValuesToNotBeNull(column=column), "not_null")
+        add(gxe.ExpectColumnValuesToNotBeNull(column=column), "not_null", role=role)
     elif spec.max_null_fraction is not None:
         add(
             gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=1 - spec.max_null_fraction),
@@ -418,6 +422,11 @@ def _word(
             msg = (
                 f"{who}: {count} null{'s' if count != 1 else ''} in a column that must not be null"
             )
+            if meta.get("role") == "target":  # label delay: the label has not arrived yet
+                msg += (
+                    " (rows whose label has not arrived yet can be left out of training and "
+                    "evaluation with expectations.unlabelled: exclude)"
+                )
         return [Failure(kind, column, msg, observed)]
 
     if kind == BETWEEN:
@@ -489,10 +498,22 @@ def _who(column: str | None, meta: dict) -> str:
     return f"{role} '{column}'" if role in {"target", "time column"} else f"column '{column}'"
 
 
+class _NonFinite(str):
+    """``inf``, ``-inf`` or ``nan`` as an example value: shown bare in messages, a string
+    in JSON (which has no such numbers)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 def _examples(res: dict) -> list[Any]:
     seen: list[Any] = []
     for value in res.get("partial_unexpected_list") or []:
-        v = json_safe(value)
+        number = value if isinstance(value, float) else None
+        if number is not None and not math.isfinite(number):
+            v: Any = _NonFinite(str(number))  # 'inf', not None: the value that was refused
+        else:
+            v = json_safe(value)
         if v not in seen:
             seen.append(v)
         if len(seen) >= _MAX_EXAMPLES:

@@ -484,3 +484,68 @@ def test_empty_registry(home: Path, cli: Cli) -> None:
     assert res.code == 1
     assert "error: 'synthetic' has no champion to roll back from." in res.err
     assert "Traceback" not in res.err
+
+
+# -- a failed in-process run explains itself (issue 8, item 6) ----------------------------------
+
+
+def _failed_run(tmp_path: Path, report: dict | None, log_text: str):  # type: ignore[no-untyped-def]
+    from retrainflow.airflow.local_run import LocalRunResult, _last_error
+
+    log = tmp_path / "run.log"
+    log.write_text(log_text)
+    return LocalRunResult(
+        dag_id="retrain__synthetic",
+        run_id="manual__1",
+        state="failed",
+        task_states={"pull": "success", "validate": "failed", "train": "upstream_failed"},
+        outputs={},
+        failure_report=report,
+        log_path=str(log),
+        error_line=_last_error(log),
+    )
+
+
+def test_a_failed_validation_prints_the_reason_and_the_next_step(tmp_path: Path, capsys) -> None:
+    from retrainflow.cli.output import explain_failed_run
+
+    report = {
+        "stage": "validate",
+        "path": "/x/validate/report.json",
+        "error": {"code": "validation_failed", "message": "column 'x1': 3 values outside [0, 1]"},
+    }
+    explain_failed_run(_failed_run(tmp_path, report, "Traceback ...\n"), "retrain")
+    out = capsys.readouterr().out
+    assert "error: validate failed: column 'x1': 3 values outside [0, 1]" in out
+    assert "next: Open the saved report" in out  # DataError's step, for its subclass' code
+    assert "report: /x/validate/report.json" in out and "RETRAINFLOW_DEBUG=1" in out
+    assert "Traceback" not in out
+
+
+def test_a_failure_without_a_report_shows_the_last_error_of_the_log(tmp_path: Path, capsys) -> None:
+    from retrainflow.cli.output import explain_failed_run
+
+    log = (
+        "Traceback (most recent call last):\n  File x\nRuntimeError: first\n"
+        "The above exception was the direct cause of the following exception:\n"
+        "airflow.sdk.exceptions.AirflowFailException: [invalid_mode] The champion (version 1) "
+        "was trained on data up to 2013-02-22 (exclusive)\n"
+    )
+    explain_failed_run(_failed_run(tmp_path, None, log), "retrain")
+    out = capsys.readouterr().out
+    assert "error: validate failed: The champion (version 1) was trained on data up to" in out
+    assert "next: Retry with `--mode stateless`" in out
+    assert "AirflowFailException" not in out
+
+
+def test_the_validate_report_carries_the_error(trained_fork, helpers) -> None:
+    from retrainflow.exceptions import ValidationFailedError
+    from retrainflow.pipeline import run_all
+
+    lake = trained_fork.paths.lake / "synthetic"
+    helpers.rewrite_days(lake, [date(2023, 2, 20)], lambda f: f.assign(x1=99.0))
+    with pytest.raises(ValidationFailedError) as info:
+        run_all(trained_fork.config, helpers.context("bad-x1", "2023-02-25", "stateless"))
+    report = json.loads(Path(info.value.report_uri).read_text())
+    assert report["error"]["code"] == "validation_failed"
+    assert "column 'x1'" in report["error"]["message"]

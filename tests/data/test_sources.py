@@ -485,3 +485,128 @@ def test_count_rows_matches_the_rows_read(tmp_path) -> None:
     ):
         assert source.count_rows(start, end) == len(source.read_window(start, end))
     assert source.count_rows(date(2023, 1, 2), date(2023, 1, 4)) == 100
+
+
+# -- the data contract's read path: the same in the local lake and S3 (issue 8) --------------
+
+
+def _put(case: Case, relative: str, body: bytes) -> None:
+    """Store ``body`` at ``relative`` under the source's root (a file or an object)."""
+    from retrainflow.data.s3 import S3ParquetSource
+
+    if isinstance(case.source, ParquetLakeSource):
+        path = case.source.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+    else:
+        assert isinstance(case.source, S3ParquetSource)
+        key = case.source.prefix + relative
+        case.source.client.put_object(Bucket=case.source.bucket, Key=key, Body=body)
+
+
+def _events_config(**changes: Any) -> Any:
+    from retrainflow.config import parse_config
+
+    data = {
+        "name": "events",
+        "task": "regression",
+        "target": "amount",
+        "time_column": TIME,
+        "source": {"kind": "parquet", "path": "events"},
+        "features": {"numeric": ["id"], "categorical": ["label"]},
+        "evaluation": {"primary_metric": "mae"},
+        **changes,
+    }
+    return parse_config(data)
+
+
+@pytest.mark.parametrize("case", ["parquet", "s3"], indirect=True)
+def test_read_parts_names_each_file_and_its_partition(case: Case) -> None:
+    from retrainflow.data.sources import parquet_bytes
+
+    frame = sample_frame()
+    case.source.write_frame(frame)
+    _put(case, "date=2024-03-02/part-1.parquet", parquet_bytes(rows_of(frame, [D2])))
+    parts = case.source.read_parts([D1, D2])
+    assert [(p.day, p.label) for p in parts] == [
+        (D1, "date=2024-03-01/part-0.parquet"),
+        (D2, "date=2024-03-02/part-0.parquet"),
+        (D2, "date=2024-03-02/part-1.parquet"),
+    ]
+    assert parts[2].uri.startswith(case.source.uri) and parts[2].uri.endswith("part-1.parquet")
+    assert_same_rows(parts[0].frame, rows_of(frame, [D1]))
+
+
+@pytest.mark.parametrize("case", ["parquet", "s3"], indirect=True)
+def test_a_partition_that_is_not_a_date_is_a_user_error(case: Case) -> None:
+    from retrainflow.data.sources import parquet_bytes
+    from retrainflow.exceptions import InvalidPartitionError, UserError
+
+    case.source.write_frame(sample_frame())
+    _put(case, "date=2024-02-30/part-0.parquet", parquet_bytes(rows_of(sample_frame(), [D1])))
+    for action in (case.source.partitions, lambda: case.source.read_window(D1, D3)):
+        with pytest.raises(InvalidPartitionError, match="date=2024-02-30 in .* not a valid date"):
+            action()
+    assert issubclass(InvalidPartitionError, UserError)
+
+
+@pytest.mark.parametrize("case", ["parquet", "s3"], indirect=True)
+def test_unknown_entries_are_listed_and_reserved_ones_are_not(case: Case) -> None:
+    case.source.write_frame(sample_frame())
+    for name in (
+        "notes.txt",
+        "misc/x.parquet",
+        "_ingest/ledger.json",
+        "date=2024-03-01/readme.md",
+        "date=2024-03-01/_SUCCESS",
+    ):
+        _put(case, name, b"x")
+    assert case.source.unknown_entries() == ["date=2024-03-01/readme.md", "misc/", "notes.txt"]
+    assert case.source.partitions() == [D1, D2, D3]
+
+
+@pytest.mark.parametrize("case", ["parquet", "s3"], indirect=True)
+def test_the_contract_names_a_second_identical_file(case: Case) -> None:
+    from retrainflow.data.contract import ContractReader
+    from retrainflow.data.sources import parquet_bytes
+    from retrainflow.exceptions import DuplicateRowsError
+
+    frame = sample_frame()
+    case.source.write_frame(frame)
+    _put(case, "date=2024-03-02/part-1.parquet", parquet_bytes(rows_of(frame, [D2])))
+    with pytest.raises(DuplicateRowsError) as info:
+        ContractReader(case.source, _events_config()).read_window(D1, D3, "training")
+    assert (
+        "date=2024-03-02/part-1.parquet is an identical copy of date=2024-03-02/part-0.parquet"
+        in str(info.value)
+    )
+    assert info.value.details["file"] == f"{case.source.uri}/date=2024-03-02/part-1.parquet"
+    reader = ContractReader(case.source, _events_config(expectations={"duplicates": "drop"}))
+    assert_same_rows(reader.read_window(D1, D3, "training"), rows_of(frame, [D1, D2]))
+    assert reader.report()["duplicates_dropped"] == {"training": 2}
+
+
+@pytest.mark.parametrize("case", ["parquet", "s3", "sqlite"], indirect=True)
+def test_the_contract_refuses_duplicated_rows_in_every_source(case: Case) -> None:
+    from retrainflow.data.contract import ContractReader
+    from retrainflow.exceptions import DuplicateRowsError
+
+    frame = sample_frame()
+    case.source.write_frame(pd.concat([frame, frame.iloc[[3]]], ignore_index=True))
+    with pytest.raises(DuplicateRowsError, match="1 row is an exact copy of another row, in "):
+        ContractReader(case.source, _events_config()).read_window(D1, D3, "training")
+
+
+@pytest.mark.parametrize("case", ["parquet", "s3"], indirect=True)  # SQLite stores no zone
+def test_the_contract_refuses_aware_times_without_a_time_zone(case: Case) -> None:
+    from retrainflow.data.contract import ContractReader
+    from retrainflow.exceptions import TimeZoneError
+
+    frame = sample_frame()
+    aware = frame.assign(**{TIME: frame[TIME].dt.tz_localize("UTC")})
+    case.source.write_frame(aware)
+    with pytest.raises(TimeZoneError, match="zone-aware timestamps"):
+        ContractReader(case.source, _events_config()).read_window(D1, D3, "training")
+    reader = ContractReader(case.source, _events_config(time_zone="UTC"))
+    got = reader.read_window(D1, D3, "training")
+    assert_same_rows(got, rows_of(frame, [D1, D2]))

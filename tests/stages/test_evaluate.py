@@ -157,6 +157,48 @@ def test_gate_regression(helpers, challenger, floors, passed) -> None:
     assert gate(cfg, challenger, REG)[0] is passed
 
 
+@pytest.mark.parametrize(
+    ("min_delta", "challenger_rmse", "passed", "reason"),
+    [
+        ("3%", 1.95, False, "min_delta 3% = 0.06"),  # 0.05 better < 3 % of 2.0
+        ("5%", 1.95, False, "min_delta 5% = 0.1"),
+        ("2%", 1.90, True, "min_delta 2% = 0.04"),
+        (0.2, 1.90, False, "min_delta 0.2"),
+    ],
+)
+def test_gate_relative_min_delta(helpers, min_delta, challenger_rmse, passed, reason) -> None:
+    """``min_delta`` as a share of the champion's value (issue 8): one config for any scale."""
+    columns = helpers.synthetic_dict()["expectations"]["columns"]
+    columns.pop("label")
+    cfg = helpers.config_with(
+        {
+            "task": "regression",
+            "target": "y",
+            "expectations.columns": columns,
+            "evaluation.primary_metric": "rmse",
+            "evaluation.min_delta": min_delta,
+            "evaluation.guardrails": {},
+            "evaluation.floors": {},
+        }
+    )
+    ok, reasons = gate(cfg, {**REG, "rmse": challenger_rmse}, REG)
+    assert ok is passed, reasons
+    assert any(reason in r for r in reasons), reasons
+
+
+@pytest.mark.parametrize("bad", ["two percent", "%", "2", True, None])
+def test_margins_must_be_a_number_or_a_percentage(helpers, bad) -> None:
+    from retrainflow.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match=r"evaluation.min_delta.*percentage.*got"):
+        helpers.config_with({"evaluation.min_delta": bad})
+    with pytest.raises(ConfigError, match="monitoring.policy.performance_drop"):
+        helpers.config_with({"monitoring.policy.performance_drop": bad})
+    with pytest.raises(ConfigError, match=r"performance_drop.*>= 0"):
+        helpers.config_with({"monitoring.policy.performance_drop": "-5%"})
+    assert helpers.config_with({"evaluation.min_delta": "-1%"}).evaluation.min_delta == "-1%"
+
+
 def test_compute_metrics() -> None:
     y = np.array([0, 0, 1, 1])
     perfect = compute_metrics("binary_classification", y, np.array([0.1, 0.2, 0.8, 0.9]))

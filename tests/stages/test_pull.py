@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from retrainflow.data.sources import ParquetLakeSource, days_between, fingerprint, make_source
-from retrainflow.exceptions import ModeError, ValidationFailedError
+from retrainflow.exceptions import ModeError, PartitionSchemaError, ValidationFailedError
 from retrainflow.manifest import PullManifest
 from retrainflow.registry import Registry
 from retrainflow.stages import pull, validate
@@ -144,13 +144,18 @@ def test_added_column_forces_stateless(trained_fork, helpers, requested) -> None
 
 def test_retyped_column_forces_stateless(trained_fork, helpers) -> None:
     lake = trained_fork.paths.lake / "synthetic"
-    helpers.rewrite_days(lake, NEW_DAYS, lambda f: f.assign(x1=f["x1"].map("{:.3f}".format)))
+    as_str = lambda f: f.assign(x1=f["x1"].map("{:.3f}".format))  # noqa: E731
+    helpers.rewrite_days(lake, NEW_DAYS, as_str)
+    # the stateless window would mix float (older days) and str (newer days) values of x1:
+    # a schema change between partitions, refused by the data contract at pull
+    with pytest.raises(PartitionSchemaError, match=r"column 'x1' is number in date=2023-01-25"):
+        pull.run(trained_fork.config, helpers.context("mixed", "2023-03-01"), registry=Registry())
+    # with the whole window retyped, the run is stateless, and validation names the column
+    helpers.rewrite_days(lake, days_between(D("2023-01-25"), D("2023-02-10")), as_str)
     p = pull.run(trained_fork.config, helpers.context("retyped", "2023-03-01"), registry=Registry())
     assert p.mode == "stateless"
     assert "schema changed" in p.mode_reason
     assert p.schema_change["retyped"] == {"x1": ["float64", "object"]}
-    # the stateless window mixes float (older days) and str (newer days) values of x1:
-    # it is still materialized, and validation names the column
     assert pd.read_parquet(p.train.uri)["x1"].map(type).eq(str).all()
     with pytest.raises(ValidationFailedError, match="column 'x1' has dtype object"):
         validate.run(trained_fork.config, p)
@@ -257,9 +262,13 @@ def test_warm_start_with_window_not_after_champion_data_end_is_refused(
 ) -> None:
     data_end = D(Registry().champion("synthetic").data_end)
     end = data_end + timedelta(days=trained.config.evaluation.holdout_days - days_early)
-    with pytest.raises(ModeError, match=rf"trained on data up to {data_end} \(exclusive\)"):
+    with pytest.raises(ModeError, match=rf"trained on data up to {data_end} \(exclusive\)") as info:
         pull.run(
             trained.config,
             helpers.context(f"ws-before-{days_early}", end.isoformat(), "warm_start"),
             registry=Registry(),
         )
+    report = json.loads(Path(info.value.details["report_uri"]).read_text())  # a saved report
+    assert report["success"] is False and report["error"]["code"] == "invalid_mode"
+    assert str(data_end) in report["error"]["message"]
+    assert not (trained.run_dir(f"ws-before-{days_early}") / "pull" / "train.parquet").exists()

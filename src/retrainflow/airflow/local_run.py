@@ -13,6 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,12 @@ class LocalRunResult:
     outputs: dict[str, Any]
     #: The saved report of a failed stage, if one was written.
     failure_report: dict[str, Any] | None
+    #: Airflow's own output of the run (tracebacks included), unless RETRAINFLOW_DEBUG=1
+    #: sent it to the terminal.
+    log_path: str | None = None
+    #: The last exception line of that output (``SomeError: message``), for a failure
+    #: without a saved report.
+    error_line: str | None = None
 
 
 def prepare_env() -> None:
@@ -60,7 +70,13 @@ def run_dag(dag_id: str, conf: dict[str, Any]) -> LocalRunResult:
     from retrainflow.airflow.dag_factory import build_dags
 
     dag = build_dags()[dag_id]
-    dr = dag.test(run_conf=conf)
+    log_path = None
+    if os.environ.get("RETRAINFLOW_DEBUG") == "1":
+        dr = dag.test(run_conf=conf)
+    else:
+        log_path = settings.paths().logs / f"{safe_name(dag_id)}-{os.getpid()}.log"
+        with _output_to(log_path):
+            dr = dag.test(run_conf=conf)
     tis = {ti.task_id: ti for ti in dr.get_task_instances()}
     states = {tid: str(ti.state) for tid, ti in tis.items()}
     outputs: dict[str, Any] = {}
@@ -71,8 +87,54 @@ def run_dag(dag_id: str, conf: dict[str, Any]) -> LocalRunResult:
             except Exception:  # noqa: BLE001 - outputs are a convenience; the states are the result
                 log.debug("no xcom for %s", tid)
     return LocalRunResult(
-        dag_id, dr.run_id, str(dr.state), states, outputs, _failure_report(dag_id, dr.run_id)
+        dag_id,
+        dr.run_id,
+        str(dr.state),
+        states,
+        outputs,
+        _failure_report(dag_id, dr.run_id),
+        str(log_path) if log_path else None,
+        _last_error(log_path) if log_path and str(dr.state) != "success" else None,
     )
+
+
+@contextmanager
+def _output_to(path: Path) -> Iterator[None]:
+    """Send this process's stdout and stderr (file descriptors 1 and 2, so that Airflow's
+    task output and tracebacks go too) to ``path`` for the duration of the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "ab") as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception): .+")
+
+
+def _last_error(path: Path) -> str | None:
+    """The last ``SomeError: message`` line in a run's output (the root cause comes last)."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    found = [line.strip() for line in lines if _EXCEPTION_LINE.match(line.strip())]
+    if not found:
+        return None
+    last = found[-1]
+    # Airflow wraps our user errors: "...AirflowFailException: [code] message" -> "[code] message"
+    return last.split("Exception: ", 1)[1] if "AirflowFailException: " in last else last
 
 
 def _failure_report(dag_id: str, run_id: str) -> dict[str, Any] | None:

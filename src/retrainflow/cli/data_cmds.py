@@ -1,12 +1,18 @@
-"""Data and config commands: ``seed``, ``fetch-data``, ``validate-config``."""
+"""Data and config commands: ``seed``, ``ingest``, ``fetch-data``, ``validate-config``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from datetime import date
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 from retrainflow.cli.output import print_table
+
+if TYPE_CHECKING:
+    from retrainflow.data.ingest import IngestProgress, IngestResult
 
 #: Data sets that are downloaded on request (the others ship with the installed packages),
 #: with the ``seed`` range that covers all of them.
@@ -21,6 +27,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--since", type=date.fromisoformat, help="first day to write")
     p.set_defaults(func=seed_cmd)
+
+    p = sub.add_parser(
+        "ingest",
+        help="write the rows of CSV / Parquet files (or a SQL query) into the pipeline's source "
+        "as day partitions",
+        description="Write the rows of CSV / Parquet files, or of a SQL query (--sql, --url), into "
+        "the pipeline's source as day partitions of its time column. New days are added; days "
+        "the source holds are refused unless --replace. A file ingested before is skipped.",
+    )
+    p.add_argument("pipeline")
+    p.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        metavar="FILE",
+        help="CSV (.csv, .tsv; may be .gz, .bz2, .xz compressed) or Parquet (.parquet, .pq)",
+    )
+    p.add_argument("--sql", metavar="QUERY", help="read the rows this query returns instead")
+    p.add_argument("--url", metavar="URL", help="SQLAlchemy URL of the database --sql reads")
+    p.add_argument("--replace", action="store_true", help="overwrite days the source already holds")
+    p.add_argument(
+        "--chunk-rows", type=int, metavar="N", help="rows read per chunk (default 100000)"
+    )
+    p.set_defaults(func=ingest_cmd)
 
     p = sub.add_parser(
         "fetch-data", help="download a demo data set that is not bundled (flights3m: from npm)"
@@ -51,6 +81,125 @@ def seed_cmd(args: argparse.Namespace) -> int:
         f"(skipped {result.days_skipped} already present)"
     )
     return 0
+
+
+def ingest_cmd(args: argparse.Namespace) -> int:
+    from retrainflow.config import find_config
+    from retrainflow.data.ingest import ingest_files, ingest_sql
+    from retrainflow.exceptions import UserError
+
+    if bool(args.files) == bool(args.sql):
+        raise UserError(
+            "Name the FILEs to ingest, or give --sql QUERY with --url URL (one of the two)."
+        )
+    if args.sql and not args.url:
+        raise UserError("--sql needs --url (the SQLAlchemy URL of the database).")
+    if args.url and not args.sql:
+        raise UserError("--url goes with --sql QUERY.")
+    if args.chunk_rows is not None and args.chunk_rows < 1:
+        raise UserError(f"--chunk-rows must be >= 1; got {args.chunk_rows}")
+    cfg = find_config(args.pipeline)
+    options = {} if args.chunk_rows is None else {"chunk_rows": args.chunk_rows}
+    bar = ProgressLine(sys.stderr)
+    try:
+        if args.sql:
+            result = ingest_sql(
+                cfg, args.sql, args.url, replace=args.replace, progress=bar, **options
+            )
+        else:
+            result = ingest_files(cfg, args.files, replace=args.replace, progress=bar, **options)
+    finally:
+        bar.close()
+    print_ingest_summary(args.pipeline, result)
+    return 0
+
+
+def print_ingest_summary(pipeline: str, result: IngestResult) -> None:
+    """Warnings, what each skipped input was, rows and days, where, and the next command."""
+    for text in result.warnings:
+        print(f"warning: {text}.")
+    for outcome in result.inputs:
+        if outcome.skipped:
+            print(f"{outcome.name}: {outcome.reason}; nothing to do.")
+    if result.noop:
+        print(f"{pipeline}: no new rows ({result.uri}).")
+        return
+    formats = sorted({o.time_format for o in result.inputs if not o.skipped and o.time_format})
+    parsed = f"; times read as {', '.join(formats)}" if formats else ""
+    print(
+        f"{pipeline}: {result.rows:,} rows into {result.uri} in {result.seconds:.1f} s "
+        f"(peak RSS {result.peak_rss_mb:,.0f} MB){parsed}"
+    )
+    written = result.days_written
+    span = f" ({written[0]} .. {written[-1]})" if written else ""
+    print(
+        f"days: {len(result.days_new)} new, {len(result.days_replaced)} replaced, "
+        f"{len(result.days_skipped)} skipped{span}"
+    )
+    if result.next_date:
+        print(f"next: retrainflow retrain {pipeline} --date {result.next_date}")
+
+
+class ProgressLine:
+    """Ingest progress on a stream: one line rewritten in place on a terminal; otherwise a
+    line per tenth of each input and of publishing (every few seconds when the size of the
+    input is unknown, as for a query)."""
+
+    WIDTH = 24
+
+    def __init__(self, stream: IO[str], interval: float = 0.2, quiet_interval: float = 5.0) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.interval = interval if self.tty else quiet_interval
+        self._last = 0.0
+        self._key: tuple[str, str] | None = None
+        self._tenth = -1
+        self._open = False
+        #: The newest line not shown (no terminal), shown before the next input's or at the end.
+        self._pending = ""
+
+    def __call__(self, p: IngestProgress) -> None:
+        fraction = p.fraction
+        what = "publishing" if p.phase == "publish" else p.name
+        detail = f"{p.done:,}/{p.total:,} days" if p.phase == "publish" else f"{p.rows:,} rows"
+        text = f"{what}: {detail}"
+        if fraction is not None:
+            filled = int(fraction * self.WIDTH)
+            text = f"[{'#' * filled}{'-' * (self.WIDTH - filled)}] {fraction:4.0%} {text}"
+        now = time.monotonic()
+        key = (p.phase, what)
+        changed = key != self._key
+        tenth = int(fraction * 10) if fraction is not None else -1
+        if self.tty:
+            due = changed or fraction == 1.0 or now - self._last >= self.interval
+        elif fraction is None:
+            due = changed or now - self._last >= self.interval
+        else:
+            due = changed or tenth > self._tenth
+        self._key = key
+        if not due:
+            self._pending = text
+            return
+        self._last, self._tenth = now, tenth
+        if self.tty:
+            self.stream.write("\r\033[K" + text)
+            self._open = True
+        else:
+            if changed and self._pending:
+                self.stream.write(self._pending + "\n")
+            self.stream.write(text + "\n")
+        self._pending = ""
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the rewritten line (terminal), or show the last state (no terminal)."""
+        if self._pending and not self.tty:
+            self.stream.write(self._pending + "\n")
+            self._pending = ""
+        if self._open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open = False
 
 
 def fetch_data_cmd(args: argparse.Namespace) -> int:
@@ -89,7 +238,10 @@ def validate_config_cmd(args: argparse.Namespace) -> int:
 
 
 def check_columns_exist(cfg, path: Path) -> None:
-    """Raise ConfigError when a configured column is absent from the newest partition."""
+    """Raise ConfigError when a configured column is absent from the newest partition, or
+    the target's values there do not fit the task (the rule ``retrainflow init`` applies
+    too: :func:`retrainflow.data.profile.target_problem`)."""
+    from retrainflow.data.profile import target_problem
     from retrainflow.data.sources import make_source
     from retrainflow.exceptions import ConfigError
 
@@ -97,7 +249,8 @@ def check_columns_exist(cfg, path: Path) -> None:
     days = source.partitions()
     if not days:
         return
-    columns = set(source.read_days(days[-1:]).columns)
+    newest = source.read_days(days[-1:])
+    columns = set(newest.columns)
     named = {
         "target": [cfg.target],
         "time_column": [cfg.time_column],
@@ -114,3 +267,10 @@ def check_columns_exist(cfg, path: Path) -> None:
                     file=path,
                     field=where,
                 )
+    problem = target_problem(cfg.task, cfg.target, newest[cfg.target])
+    if problem is not None:
+        raise ConfigError(
+            f"{problem} (in the data of {source.uri}, newest partition {days[-1]}).",
+            file=path,
+            field="task",
+        )

@@ -16,12 +16,20 @@ from collections.abc import Sequence
 from retrainflow.exceptions import (
     AirflowApiError,
     ConfigError,
+    ConfigExistsError,
     DataError,
+    IngestError,
+    InvalidPipelineNameError,
     ModeError,
+    PartitionExistsError,
     PipelineNotFoundError,
+    ProfileError,
     RegistryError,
     RegistryUnavailableError,
     RetrainflowError,
+    TaskMismatchError,
+    TimeColumnError,
+    TimeZoneError,
 )
 
 #: Error type → what to try next.
@@ -30,6 +38,16 @@ NEXT_STEP: dict[type[RetrainflowError], str] = {
     PipelineNotFoundError: "List pipelines with `retrainflow validate-config`.",
     DataError: "Open the saved report; fix or re-seed the data (`retrainflow seed PIPELINE --until DATE`).",
     ModeError: "Retry with `--mode stateless` (or `--mode auto`).",
+    PartitionExistsError: "Add --replace to overwrite those days, or ingest a file without them.",
+    IngestError: "Fix the input named above; `retrainflow ingest --help` says what it takes.",
+    TimeColumnError: "Fix or drop the rows named above, then run `retrainflow ingest` again.",
+    TimeZoneError: "Write the times as the pipeline's time_zone expects (naive without it, with "
+    "their offset with it), or change time_zone; then ingest the data again.",
+    ConfigExistsError: "Add --force to overwrite it, or choose another NAME.",
+    InvalidPipelineNameError: "Name it like `sales_daily`: lower-case letters, digits and '_'.",
+    TaskMismatchError: "Pass the --task that fits the target's values, or another --target.",
+    ProfileError: "Check the file and the columns given as --time-column / --target, then run "
+    "`retrainflow init` again.",
     RegistryError: "See the model's lineage with `retrainflow history PIPELINE`.",
     RegistryUnavailableError: "Is the MLflow server up? `retrainflow up` starts it; retry when it "
     "answers (logs under $RETRAINFLOW_HOME/logs).",
@@ -43,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         data_cmds,
         demo_cmd,
         freshness_cmd,
+        init_cmd,
         model_cmds,
         monitor_cmd,
         stack_cmds,
@@ -58,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (
         demo_cmd,
+        init_cmd,
         data_cmds,
         model_cmds,
         monitor_cmd,
@@ -67,6 +87,24 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         module.register(sub)
     return parser
+
+
+def next_step_for_code(code: str | None) -> str | None:
+    """The next step for an error ``code`` (as saved in reports), if one is known."""
+    for cls, step in NEXT_STEP.items():
+        if code and cls.code == code:
+            return step
+    for cls, step in NEXT_STEP.items():  # a subclass's code: its nearest listed parent
+        if code and any(sub.code == code for sub in _subclasses(cls)):
+            return step
+    return None
+
+
+def _subclasses(cls: type[RetrainflowError]) -> list[type[RetrainflowError]]:
+    out: list[type[RetrainflowError]] = []
+    for sub in cls.__subclasses__():
+        out += [sub, *_subclasses(sub)]
+    return out
 
 
 def _next_step(exc: RetrainflowError) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import date
 
-from retrainflow.cli.output import print_json, print_table
+from retrainflow.cli.output import explain_failed_run, print_json, print_table
 from retrainflow.core.modes import Mode
 
 HISTORY_COLUMNS = [
@@ -78,13 +78,25 @@ def retrain_cmd(args: argparse.Namespace) -> int:
             f"\n{what}; champion is version {promoted['champion_version']}"
             + (" (awaiting approval)" if promoted.get("awaiting_approval") else "")
         )
+    verdict = result.outputs.get("evaluate")
+    if verdict:
+        primary = verdict["primary_metric"]
+        champ = verdict.get("champion")
+        against = (
+            f" vs champion {verdict['champion_version']} {champ[primary]:.4f}"
+            if champ and champ.get(primary) is not None
+            else " (no champion yet)"
+        )
+        value = verdict["challenger"].get(primary)
+        shown = "undefined" if value is None else f"{value:.4f}"
+        print(
+            f"challenger {primary} {shown}{against}: gate {'passed' if verdict['passed'] else 'failed'}"
+        )
+        if promoted and not promoted.get("champion"):
+            for reason in verdict["reasons"]:
+                print(f"  {reason}")
     if result.state != "success":
-        msg = f"run {result.run_id} of {result.dag_id} ended {result.state}."
-        if result.failure_report:
-            err = result.failure_report.get("error") or {}
-            msg += f"\n{result.failure_report['stage']} failed: {err.get('message', '')}".rstrip()
-            msg += f"\nreport: {result.failure_report['path']}"
-        print(msg)
+        explain_failed_run(result, "retrain")
         return 1
     return 0
 

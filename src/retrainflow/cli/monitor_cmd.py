@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import date
 
-from retrainflow.cli.output import print_json, print_table
+from retrainflow.cli.output import explain_failed_run, print_json, print_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,9 +46,7 @@ def monitor_cmd(args: argparse.Namespace) -> int:
         print_json({"state": result.state, "run_id": result.run_id, "check": manifest})
         return 0 if result.state == "success" else 1
     if not manifest:
-        print(
-            f"monitor run {result.run_id} ended {result.state}; see the task log in the Airflow UI."
-        )
+        explain_failed_run(result, "monitor")
         return 1
     drift = manifest["drift"] or {}
     columns = drift.get("columns") or {}

@@ -13,6 +13,30 @@ def print_json(payload: Any) -> None:
     print(json.dumps(json_safe(payload), indent=2, allow_nan=False))
 
 
+def explain_failed_run(result: Any, what: str) -> None:
+    """Say why an in-process DAG run failed: what is wrong (from the saved stage report, or
+    the run's last error), what to try next, and where the report and the full log are."""
+    from retrainflow.cli.main import next_step_for_code
+
+    print(f"\n{what} run {result.run_id} of {result.dag_id} ended {result.state}.")
+    report = result.failure_report
+    failed = [t for t, s in result.task_states.items() if s == "failed"]
+    stage = report["stage"] if report else (failed[0] if failed else "the run")
+    err = (report or {}).get("error") or {}
+    message = err.get("message") or result.error_line or "no error message was recorded"
+    code = err.get("code")
+    if not code and message.startswith("[") and "] " in message:  # "[invalid_mode] ..."
+        code, message = message[1:].split("] ", 1)
+    print(f"error: {stage} failed: {message}")
+    step = next_step_for_code(code)
+    if step:
+        print(f"next: {step}")
+    if report:
+        print(f"report: {report['path']}")
+    if result.log_path:
+        print(f"log: {result.log_path} (RETRAINFLOW_DEBUG=1 prints it here)")
+
+
 def fmt(value: Any) -> str:
     if value is None or value == "":
         return "-"

@@ -33,6 +33,7 @@ __all__ = [
     "gate",
     "improvement",
     "lower_is_better",
+    "margin",
     "slice_metrics",
 ]
 
@@ -57,6 +58,22 @@ def lower_is_better(metric: str) -> bool:
 def improvement(metric: str, value: float, reference: float) -> float:
     """How much better ``value`` is than ``reference`` (positive = better, either direction)."""
     return (reference - value) if lower_is_better(metric) else (value - reference)
+
+
+def margin(spec: float | str, reference: float) -> float:
+    """An amount of a metric: ``spec`` itself, or (``"2%"``) that share of ``|reference|``.
+
+    ``evaluation.min_delta`` and ``monitoring.policy.performance_drop`` take either form,
+    so a pipeline copied from a ROC AUC example (0.02) does not fire on every change of
+    an error metric measured in hundreds.
+    """
+    if isinstance(spec, str):
+        return abs(reference) * float(spec.rstrip("%")) / 100
+    return float(spec)
+
+
+def _margin_text(spec: float | str, amount: float) -> str:
+    return f"{spec} = {amount:.4g}" if isinstance(spec, str) else f"{spec}"
 
 
 def compute_metrics(task: str, y_true: Any, scores: Any) -> dict[str, float]:
@@ -107,11 +124,12 @@ def gate(
             reasons.append("warning: no floors configured")
         return passed, reasons
     delta = improvement(primary, value, champion[primary])
-    ok = delta >= ev.min_delta
+    need = margin(ev.min_delta, champion[primary])
+    ok = delta >= need
     reasons.append(
         f"{primary} {value:.4f} vs champion {champion[primary]:.4f}: "
         f"{'+' if delta >= 0 else ''}{delta:.4f} "
-        f"({'>=' if ok else '<'} min_delta {ev.min_delta})"
+        f"({'>=' if ok else '<'} min_delta {_margin_text(ev.min_delta, need)})"
     )
     passed &= ok
     for metric, tol in ev.guardrails.items():

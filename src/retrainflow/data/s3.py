@@ -11,15 +11,26 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retrainflow.data.sources import PART_FILE, Source, parquet_bytes, partition_name, read_parquet
+from retrainflow.data.sources import (
+    PART_FILE,
+    PARTITION_RE,
+    RESERVED_PREFIXES,
+    Part,
+    Source,
+    parquet_bytes,
+    parse_partition,
+    partition_name,
+    read_parquet,
+)
 from retrainflow.exceptions import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-_KEY_DAY_RE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})/([^/]+)$")
+_KEY_DAY_RE = re.compile(r"^(date=[^/]*)/([^/]+)$")
 
 #: S3 error codes that mean "this bucket does not exist".
 _NO_BUCKET_CODES = frozenset({"NoSuchBucket", "404", "NotFound"})
@@ -164,15 +175,17 @@ class S3ParquetSource(Source):
         return keys
 
     def _parquet_keys_by_day(self) -> dict[date, list[str]]:
-        """Parquet object keys of every partition, sorted within each day."""
+        """Parquet object keys of every partition, sorted within each day.
+
+        Raises:
+            InvalidPartitionError: A ``date=...`` prefix is not a valid date.
+        """
         out: dict[date, list[str]] = {}
         for key in self._list_keys(f"{self.prefix}date="):
             m = _KEY_DAY_RE.match(key[len(self.prefix) :])
             if m and m.group(2).endswith(".parquet"):
-                try:
-                    day = date.fromisoformat(m.group(1))
-                except ValueError:  # date=2024-13-45: not a partition
-                    continue
+                day = parse_partition(m.group(1), self.uri)
+                assert day is not None  # the key starts with date=
                 out.setdefault(day, []).append(key)
         return {day: sorted(keys) for day, keys in out.items()}
 
@@ -204,10 +217,23 @@ class S3ParquetSource(Source):
             DataError: The bucket cannot be listed or an object cannot be fetched.
         """
         import pandas as pd
+
+        frames = [part.frame for part in self.read_parts(days)]
+        if not frames:
+            return pd.DataFrame()
+        return pd.concat(frames, ignore_index=True)
+
+    def read_parts(self, days: list[date]) -> list[Part]:
+        """Each Parquet object of ``days``, in day and key order.
+
+        Raises:
+            CorruptDataError: An object is not readable Parquet (names its ``s3://`` URI).
+            DataError: The bucket cannot be listed or an object cannot be fetched.
+        """
         from botocore.exceptions import BotoCoreError, ClientError
 
         by_day = self._parquet_keys_by_day()
-        frames = []
+        parts = []
         for day in days:
             for key in by_day.get(day, []):
                 uri = self._object_uri(key)
@@ -215,10 +241,29 @@ class S3ParquetSource(Source):
                     body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
                 except (ClientError, BotoCoreError) as exc:
                     raise self._translate(exc, f"read {uri}") from exc
-                frames.append(read_parquet(body, uri=uri, day=day))
-        if not frames:
-            return pd.DataFrame()
-        return pd.concat(frames, ignore_index=True)
+                parts.append(Part(day, uri, read_parquet(body, uri=uri, day=day)))
+        return parts
+
+    def unknown_entries(self) -> list[str]:
+        """Keys under the prefix that are neither ``date=YYYY-MM-DD/*.parquet`` nor reserved.
+
+        Raises:
+            DataError: The bucket cannot be listed.
+        """
+        out: set[str] = set()
+        for key in self._list_keys(self.prefix):
+            parts = key[len(self.prefix) :].split("/")
+            if not parts[0] or parts[0].startswith(RESERVED_PREFIXES):
+                continue
+            if not PARTITION_RE.match(parts[0]) or len(parts) == 1:
+                out.add(parts[0] + ("/" if len(parts) > 1 else ""))
+            elif len(parts) > 2:
+                out.add(f"{parts[0]}/{parts[1]}/")
+            elif parts[1] and not (  # "": a console's folder marker
+                parts[1].startswith(RESERVED_PREFIXES) or parts[1].endswith(".parquet")
+            ):
+                out.add(f"{parts[0]}/{parts[1]}")
+        return sorted(out)
 
     def write_partition(self, day: date, frame: pd.DataFrame) -> None:
         """Write (or replace) one day as ``date=YYYY-MM-DD/part-0.parquet``.
@@ -243,6 +288,33 @@ class S3ParquetSource(Source):
             self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
         except (ClientError, BotoCoreError) as exc:
             raise self._translate(exc, f"write {self._object_uri(key)}") from exc
+        self._delete_others(prefix, key)
+
+    def write_partition_file(self, day: date, path: Path) -> None:
+        """Upload the local Parquet file ``path`` as the day's only object, then delete it.
+
+        Large files go up in parts; S3 shows the object only once the upload is
+        complete, so readers see either the old or the new partition.
+
+        Raises:
+            DataError: The bucket is missing or the object cannot be written.
+        """
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        prefix = self._partition_prefix(day)
+        key = f"{prefix}{PART_FILE}"
+        try:
+            self.client.upload_file(str(path), self.bucket, key)
+        except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
+            raise self._translate(exc, f"write {self._object_uri(key)}") from exc
+        self._delete_others(prefix, key)
+        path.unlink()
+
+    def _delete_others(self, prefix: str, key: str) -> None:
+        """Delete every object under ``prefix`` except ``key``."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         stale = [k for k in self._list_keys(prefix) if k != key]
         for start in range(0, len(stale), 1000):  # DeleteObjects takes at most 1000 keys
             batch = stale[start : start + 1000]

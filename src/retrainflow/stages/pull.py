@@ -10,6 +10,9 @@ The mode is resolved by :func:`retrainflow.core.modes.resolve_mode` (the same
 function the trigger policy and the backtest call), here with everything it can
 know: the request, the champion, the rows since the champion's data end and the
 schema verdict.
+
+Every read goes through the data contract (:mod:`retrainflow.data.contract`):
+a window that breaks it stops the run here, before training, with a saved report.
 """
 
 from __future__ import annotations
@@ -22,15 +25,22 @@ from retrainflow.artifacts import ArtifactStore, StageDir
 from retrainflow.core import training, windows
 from retrainflow.core.modes import ChampionFacts, Mode, resolve_mode
 from retrainflow.core.schema import schema_diff, schema_of
+from retrainflow.data.contract import ContractReader
 from retrainflow.data.sources import fingerprint, make_source
-from retrainflow.exceptions import CorruptDataError, DataError, EmptyWindowError
+from retrainflow.exceptions import (
+    CorruptDataError,
+    DataContractError,
+    DataError,
+    EmptyWindowError,
+    ModeError,
+    UserError,
+)
 from retrainflow.manifest import DatasetRef, PullManifest, RunContext
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from retrainflow.config import PipelineConfig
-    from retrainflow.data.sources import Source
     from retrainflow.registry import Registry, VersionInfo
 
 log = logging.getLogger(__name__)
@@ -44,16 +54,15 @@ def champion_facts(champion: VersionInfo | None) -> ChampionFacts | None:
     return ChampionFacts.from_tags(champion.version, champion.tags, champion.schema)
 
 
-def _failure(stage_dir: StageDir, exc: DataError, context: dict[str, Any]) -> DataError:
-    """Save a report for a data error and return the error carrying its path."""
+def _failure(stage_dir: StageDir, exc: UserError, context: dict[str, Any]) -> UserError:
+    """Save a report for a data or mode error and return the error carrying its path."""
     path = stage_dir.write_json(
         "report.json", {"success": False, "error": exc.to_dict(), **context}
     )
-    return type(exc)(
-        exc.message,
-        report_uri=str(path),
-        **{k: v for k, v in exc.details.items() if k != "report_uri"},
-    )
+    details = {k: v for k, v in exc.details.items() if k != "report_uri"}
+    if isinstance(exc, DataError):
+        return type(exc)(exc.message, report_uri=str(path), **details)
+    return type(exc)(f"{exc.message} (report: {path})", report_uri=str(path), **details)
 
 
 def run(
@@ -72,6 +81,7 @@ def run(
         ModeError: the requested mode cannot be honoured.
         EmptyWindowError: no training or holdout rows (report saved).
         CorruptDataError: a partition cannot be read (report saved).
+        DataContractError: the data breaks the contract (report saved).
     """
     store = store or ArtifactStore(config.artifact_root_uri())
     out = store.stage(config.name, context.run_id, STAGE)
@@ -79,6 +89,7 @@ def run(
     champion = registry.champion(config.registered_model_name)
     facts = champion_facts(champion)
     source = make_source(config)
+    reader = ContractReader(source, config)
     report: dict[str, Any] = {
         "pipeline": config.name,
         "run_id": context.run_id,
@@ -88,7 +99,7 @@ def run(
     }
 
     try:
-        holdout = source.read_window(held.start, held.end)
+        holdout = reader.read_window(held.start, held.end, "holdout")
         new = None
         if (
             context.requested_mode != Mode.STATELESS
@@ -96,7 +107,7 @@ def run(
             and facts.data_end is not None
             and facts.data_end < held.start
         ):
-            new = source.read_window(facts.data_end, held.start)
+            new = reader.read_window(facts.data_end, held.start, "new")
         change = schema_diff(
             facts.schema if facts else None,
             schema_of(new if new is not None and len(new) else holdout),
@@ -112,11 +123,11 @@ def run(
         if decision.mode == Mode.WARM_START:
             assert facts is not None and facts.data_end is not None and new is not None
             window = windows.warm_start(facts.data_end, held.start)
-            train, replay_rows = _with_replay(config, source, new, facts.data_end)
+            train, replay_rows = _with_replay(config, reader, new, facts.data_end)
             new_rows = len(new)
         else:
             window = windows.stateless(held.start, config.training.window_days)
-            train = source.read_window(window.start, window.end)
+            train = reader.read_window(window.start, window.end, "training")
             new_rows, replay_rows = len(train), 0
         schema = schema_of(train if len(train) else holdout)
         if len(train) == 0:
@@ -131,8 +142,9 @@ def run(
                 f"{source.uri}: there is no future data to evaluate on. Pick a window end whose "
                 f"last {config.evaluation.holdout_days} days have data."
             )
-    except (EmptyWindowError, CorruptDataError) as exc:
-        raise _failure(out, exc, report) from None
+        reader.check_training_labels(train, window)
+    except (EmptyWindowError, CorruptDataError, DataContractError, ModeError) as exc:
+        raise _failure(out, exc, {**report, "contract": reader.report()}) from None
 
     train, holdout = _storable(train), _storable(holdout)
     train_ref = DatasetRef(
@@ -166,6 +178,7 @@ def run(
         warm_starts_since_full=since_full,
         source_uri=source.uri,
         report_uri=str(out.file("report.json")),
+        contract=reader.report(),
     )
     out.write_json("report.json", {"success": True, **report, **manifest.to_dict()})
     out.write_json("manifest.json", manifest.to_dict())
@@ -200,7 +213,7 @@ def _storable(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _with_replay(
-    config: PipelineConfig, source: Source, new: pd.DataFrame, parent_end: date
+    config: PipelineConfig, reader: ContractReader, new: pd.DataFrame, parent_end: date
 ) -> tuple[pd.DataFrame, int]:
     """The new rows plus the replay sample of older rows; returns (frame, replay rows)."""
     import pandas as pd
@@ -210,7 +223,7 @@ def _with_replay(
     if not n:
         return new, 0
     older_days = windows.replay(parent_end, ws.replay_days)
-    older = source.read_window(older_days.start, older_days.end)
+    older = reader.read_window(older_days.start, older_days.end, "replay")
     replay = training.replay_sample(older, n, config.training.random_seed)
     if not len(replay):
         return new, 0

@@ -42,7 +42,7 @@ def run(
     reports = []
     for name, ref in (("train", pulled.train), ("holdout", pulled.holdout)):
         reports.append(validate_frame(config, pd.read_parquet(ref.uri), dataset=name))
-    warnings = []
+    warnings = list(pulled.contract.get("warnings", []))  # the data contract's, from pull
     if pulled.schema_change:
         warnings.append(
             f"schema changed vs champion {pulled.parent_version}: {pulled.schema_change}; "
@@ -55,23 +55,26 @@ def run(
         for line in r.summary().splitlines()
         if not r.success
     ]
+    error = None
+    if not success:
+        error = ValidationFailedError(
+            f"Data validation of '{config.name}' failed; training was not started and the champion "
+            "is unchanged:\n  " + "\n  ".join(failures)
+        )
     path = out.write_json(
         "report.json",
         {
             "success": success,
             "pipeline": config.name,
             "run_id": pulled.context.run_id,
+            "error": None if error is None else error.to_dict(),
             "datasets": [r.to_dict() for r in reports],
             "schema_change": pulled.schema_change,
             "warnings": warnings,
         },
     )
-    if not success:
-        raise ValidationFailedError(
-            f"Data validation of '{config.name}' failed; training was not started and the champion "
-            "is unchanged:\n  " + "\n  ".join(failures),
-            report_uri=str(path),
-        )
+    if error is not None:
+        raise ValidationFailedError(error.message, report_uri=str(path))
     manifest = ValidateManifest(success=True, report_uri=str(path), failures=0, warnings=warnings)
     out.write_json("manifest.json", manifest.to_dict())
     log.info("validate %s: %d datasets passed", config.name, len(reports))
