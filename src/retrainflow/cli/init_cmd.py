@@ -85,8 +85,9 @@ def init_cmd(args: argparse.Namespace) -> int:
     print("       writes the rows into the lake, one partition per day")
     print(f"  {step + 1}. retrainflow retrain {cfg.name} --date {end}")
     print(
-        f"       trains on the {cfg.training.window_days} days before {end} (--date is the "
-        f"exclusive end: the day after the newest day, {time.last_day})"
+        f"       holds out the last {cfg.evaluation.holdout_days} days before {end} to compare "
+        f"models on, and trains on the {cfg.training.window_days} days before those (--date "
+        f"is the exclusive end: the day after the newest day, {time.last_day})"
     )
     monitor_date = "" if time.end >= date.today() else f" --date {end}"
     print(f"  {step + 2}. retrainflow monitor {cfg.name}{monitor_date} --no-trigger")
