@@ -167,7 +167,7 @@ class VersionInfo:
         return bool(self.stored_periods) or bool(self.tags.get("champion_since"))
 
 
-def _literal(value: str) -> str:
+def search_literal(value: str) -> str:
     """``value`` as a string literal of MLflow's search syntax (which has no escapes: pick the quote).
 
     Raises:
@@ -316,8 +316,8 @@ class Registry:
         """Versions of ``name`` whose tags equal ``tags``, oldest first (aliases not filled in)."""
         query = " AND ".join(
             [
-                f"name = {_literal(name)}",
-                *(f"tags.`{k}` = {_literal(v)}" for k, v in (tags or {}).items()),
+                f"name = {search_literal(name)}",
+                *(f"tags.`{k}` = {search_literal(v)}" for k, v in (tags or {}).items()),
             ]
         )
         found: list[VersionInfo] = []

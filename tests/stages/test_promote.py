@@ -483,3 +483,35 @@ def test_config_fingerprint_covers_only_what_changes_the_model(helpers) -> None:
     }
     for path, value in other.items():
         assert fp(helpers.config_with({path: value})) != base, path
+
+
+# -- a promote killed after its MLflow run started (issue 9) --------------------------------------
+
+
+def test_a_retried_promote_closes_the_run_a_killed_attempt_left_open(trained_fork) -> None:
+    """A SIGKILL inside ``mlflow.start_run`` leaves the run ``RUNNING`` and registers nothing;
+    the retry closes it (``KILLED``), logs one run of its own and registers exactly once."""
+    registry = Registry()
+    base = trained_fork.stateless
+    pulled = _again(base, "killed-promote")
+    experiment = registry.client.get_experiment_by_name(NAME)
+    orphan = registry.client.create_run(
+        experiment.experiment_id, tags={"retrain_run_id": "killed-promote"}
+    )
+    assert registry.client.get_run(orphan.info.run_id).info.status == "RUNNING"
+    versions_before = len(registry.versions(NAME))
+    other = trained_fork.config.model_copy(update={"description": "changed, not the model"})
+    # a different training window, so the version is not reused as identical
+    pulled = replace(pulled, train=replace(pulled.train, fingerprint="0" * 16))
+    promoted = promote.run(
+        other, pulled, base.features, base.train, base.verdict, registry=registry
+    )
+    assert registry.client.get_run(orphan.info.run_id).info.status == "KILLED"
+    runs = registry.client.search_runs(
+        [experiment.experiment_id], filter_string="tags.retrain_run_id = 'killed-promote'"
+    )
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"]
+    assert len(registry.versions(NAME)) == versions_before + 1
+    again = promote.run(other, pulled, base.features, base.train, base.verdict, registry=registry)
+    assert again.version == promoted.version  # a second retry registers nothing more
+    assert len(registry.versions(NAME)) == versions_before + 1

@@ -20,8 +20,11 @@ error, so the UI shows what is wrong while the valid pipelines keep their DAGs.
 Each task body is one library call that takes and returns small JSON
 manifests through XCom. User errors (bad data, bad conf, impossible mode) fail
 the task without retries (:class:`AirflowFailException`); other errors are retried
-only by the tasks that do I/O against other services: ``pull`` (twice) and the
-monitor's ``check`` (once; of the REST API's errors, only 5xx answers).
+only by the tasks that do I/O against other services: ``pull`` (twice), ``features``,
+``train``, ``evaluate`` and ``promote`` (twice: the MLflow registry may be briefly
+unreachable or its database locked — a retried promote closes the MLflow run a killed
+attempt left open and registers at most once) and the monitor's ``check`` (once; of the
+REST API's errors, only 5xx answers).
 """
 
 from __future__ import annotations
@@ -44,6 +47,15 @@ log = logging.getLogger(__name__)
 
 #: Scheduled runs don't backfill history: data arrives daily; one run per interval from now.
 START_DATE = datetime(2024, 1, 1)
+
+
+#: Retries of the tasks that talk to the MLflow registry (transient errors only: user
+#: errors fail fast through :func:`_user_errors_fail_fast`).
+_REGISTRY_RETRIES: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay": timedelta(seconds=15),
+    "retry_exponential_backoff": True,
+}
 
 
 def _user_errors_fail_fast(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -150,14 +162,14 @@ def build_retrain_dag(cfg: config_mod.PipelineConfig) -> DAG:
                 cfg, PullManifest.from_dict(pulled), store=_deps(cfg)["store"]
             ).to_dict()
 
-        @task
+        @task(**_REGISTRY_RETRIES)
         @_user_errors_fail_fast
         def features(pulled: dict[str, Any], _validated: dict[str, Any]) -> dict[str, Any]:
             from retrainflow.stages import features as stage
 
             return stage.run(cfg, PullManifest.from_dict(pulled), **_deps(cfg)).to_dict()
 
-        @task
+        @task(**_REGISTRY_RETRIES)
         @_user_errors_fail_fast
         def train(pulled: dict[str, Any], feats: dict[str, Any]) -> dict[str, Any]:
             from retrainflow.stages import train as stage
@@ -166,7 +178,7 @@ def build_retrain_dag(cfg: config_mod.PipelineConfig) -> DAG:
                 cfg, PullManifest.from_dict(pulled), FeaturesManifest.from_dict(feats), **_deps(cfg)
             ).to_dict()
 
-        @task
+        @task(**_REGISTRY_RETRIES)
         @_user_errors_fail_fast
         def evaluate(pulled: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
             from retrainflow.stages import evaluate as stage
@@ -175,7 +187,7 @@ def build_retrain_dag(cfg: config_mod.PipelineConfig) -> DAG:
                 cfg, PullManifest.from_dict(pulled), TrainManifest.from_dict(trained), **_deps(cfg)
             ).to_dict()
 
-        @task
+        @task(**_REGISTRY_RETRIES)
         @_user_errors_fail_fast
         def promote(
             pulled: dict[str, Any],
@@ -233,8 +245,7 @@ def build_retrain_dag(cfg: config_mod.PipelineConfig) -> DAG:
                     approver=approver,
                 ).to_dict()
 
-            # TaskFlow: the XComArg resolves to the promote manifest's dict at run time.
-            needs_approval(promoted) >> approval >> crown(promoted)  # type: ignore[arg-type]
+            needs_approval(promoted) >> approval >> crown(promoted)
     return dag
 
 

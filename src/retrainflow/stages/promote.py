@@ -126,6 +126,32 @@ def lineage_tags(
     return {k: ("" if v is None else str(v)) for k, v in tags.items()}
 
 
+def close_orphan_runs(registry: Registry, experiment_id: str, retrain_run_id: str) -> list[str]:
+    """Mark the MLflow runs an earlier, killed attempt of this promote left ``RUNNING`` as
+    ``KILLED``; returns their ids.
+
+    A promote killed after its MLflow run started leaves that run open (and perhaps a
+    logged model) but registers nothing; the retry logs a fresh run and registers once.
+    """
+    from retrainflow.registry import search_literal
+
+    runs = registry.client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.retrain_run_id = {search_literal(retrain_run_id)} "
+        "and attributes.status = 'RUNNING'",
+    )
+    closed = []
+    for run in runs:
+        registry.client.set_terminated(run.info.run_id, status="KILLED")
+        closed.append(run.info.run_id)
+        log.warning(
+            "promote %s: closed MLflow run %s left RUNNING by a killed attempt",
+            retrain_run_id,
+            run.info.run_id,
+        )
+    return closed
+
+
 def _log_run(
     config: PipelineConfig,
     pulled: PullManifest,
@@ -144,8 +170,9 @@ def _log_run(
             mlflow.create_experiment(
                 config.name, artifact_location=settings.mlflow_artifact_location()
             )
-        mlflow.set_experiment(config.name)
+        experiment = mlflow.set_experiment(config.name)
         ctx = pulled.context
+        close_orphan_runs(registry, experiment.experiment_id, ctx.run_id)
         with mlflow.start_run(
             run_name=ctx.run_id,
             tags={
