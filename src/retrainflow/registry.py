@@ -372,6 +372,28 @@ class Registry:
         """
         return _sequence(self.versions(name) if versions is None else versions)
 
+    def experiment(self, name: str) -> str:
+        """The id of MLflow experiment ``name``, created (with retrainflow's artifact
+        location) when it does not exist yet. Safe when several processes create it at
+        once: the loser of the race finds the winner's experiment.
+        """
+        from mlflow.exceptions import MlflowException
+
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        try:
+            return str(
+                self.client.create_experiment(
+                    name, artifact_location=settings.mlflow_artifact_location()
+                )
+            )
+        except MlflowException:
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return str(found.experiment_id)
+
     @contextmanager
     def tracking(self) -> Iterator[None]:
         """Point MLflow's fluent API (runs, ``log_model``, ``models:/`` URIs) here for a block.

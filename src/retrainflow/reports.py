@@ -82,18 +82,14 @@ def log_report_to_mlflow(
     """
     import mlflow
 
-    from retrainflow import settings
     from retrainflow.registry import Registry
 
-    with Registry().tracking():
-        if mlflow.get_experiment_by_name(experiment) is None:
-            mlflow.create_experiment(
-                experiment, artifact_location=settings.mlflow_artifact_location()
-            )
-        exp = mlflow.get_experiment_by_name(experiment)
-        assert exp is not None
+    registry = Registry()
+    with registry.tracking():
         with mlflow.start_run(
-            experiment_id=exp.experiment_id, run_name=run_name, tags=dict(tags or {})
+            experiment_id=registry.experiment(experiment),
+            run_name=run_name,
+            tags=dict(tags or {}),
         ) as run:
             values = {k: float(v) for k, v in (metrics or {}).items() if v is not None}
             if values:

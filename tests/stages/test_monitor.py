@@ -63,7 +63,7 @@ def test_no_drift_before_the_drift_point(trained_fork: Trained) -> None:
 
 def test_drift_after_the_drift_point_triggers_a_retrain(trained_fork: Trained) -> None:
     from retrainflow.monitoring.ledger import CheckLedger
-    from retrainflow.stages.monitor import retrain_run_id
+    from retrainflow.stages.monitor import flight_run_id
 
     trig = RecordingTrigger()
     m = _check("post", POST_DRIFT, trig)
@@ -71,7 +71,12 @@ def test_drift_after_the_drift_point_triggers_a_retrain(trained_fork: Trained) -
     assert "x1" in m.check["drifted_columns"]
     assert m.decision["trigger"] is True
     assert "drift" in m.decision["reasons"]
-    assert m.triggered_run_id == retrain_run_id("post") and m.trigger_status == "created"
+    assert (
+        m.triggered_run_id
+        == flight_run_id("synthetic", "1", 0)
+        == "monitor__synthetic__v1__flight0"
+    )
+    assert m.trigger_status == "created"
     ((run_id, conf),) = trig.calls
     assert conf["window_end"] == POST_DRIFT and conf["reason_codes"] == m.decision["reasons"]
     assert conf["mode"] == m.decision["mode"] and conf["details"]["report_uri"] == m.report_uri
@@ -170,3 +175,75 @@ def test_an_mlflow_outage_fails_the_check_instead_of_asking_for_a_first_model(
     assert trigger.calls == []  # nothing started
     ledger = CheckLedger(cfg.artifact_root_uri(), cfg.name)
     assert "outage" not in [e.run_id for e in ledger.entries()]  # no decision was recorded
+
+
+class FileTrigger:
+    """A trigger shared by processes, with Airflow's guarantee: run ids are unique (an
+    ``O_EXCL`` create is the atomic claim). ``trigger`` first waits until every check
+    has got that far, so all of them decide before any creates: the worst case of the race."""
+
+    def __init__(self, folder: Path, barrier: Any) -> None:
+        self.folder, self.barrier = folder, barrier
+
+    def active_runs(self) -> list[str]:
+        return sorted(p.name for p in self.folder.iterdir())
+
+    def trigger(self, run_id: str, conf: dict[str, Any]) -> str:
+        import os
+
+        self.barrier.wait(timeout=300)
+        try:
+            os.close(os.open(self.folder / run_id, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return "exists"
+        return "created"
+
+
+def _check_in_process(home: str, run_id: str, folder: str, barrier: Any) -> tuple[str, Any]:
+    import pytest
+
+    from tests.conftest import point_env
+
+    with pytest.MonkeyPatch.context() as mp:
+        point_env(mp, Path(home))
+        m = _check(run_id, POST_DRIFT, FileTrigger(Path(folder), barrier))  # type: ignore[arg-type]
+    return m.trigger_status, m.triggered_run_id
+
+
+@pytest.mark.slow
+def test_concurrent_checks_start_exactly_one_retrain(trained_fork: Trained, tmp_path: Path) -> None:
+    """Issue 9, finding 1: distinct checks deciding at once used to start several retrains
+    (check-then-act on ``active_runs``). Now they all claim the same flight id, and the
+    unique run id lets one through. Separate processes, as the scheduler runs them."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    folder = tmp_path / "dag_runs"
+    folder.mkdir()
+    n = 3
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(n)
+        with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+            results = list(
+                pool.map(
+                    _check_in_process,
+                    [str(trained_fork.root)] * n,
+                    [f"burst-{i}" for i in range(n)],
+                    [str(folder)] * n,
+                    [barrier] * n,
+                )
+            )
+    created = [p.name for p in folder.iterdir()]
+    assert created == ["monitor__synthetic__v1__flight0"]  # exactly one retrain run
+    assert sorted(status for status, _ in results) == ["created", "exists", "exists"]
+    assert {run_id for _, run_id in results} == {created[0]}
+
+
+def test_a_new_flight_after_the_previous_one_ended(trained_fork: Trained) -> None:
+    trig = RecordingTrigger()
+    first = _check("f1", POST_DRIFT, trig)
+    trig.started.clear()  # the first retrain ended (its gate failed: same champion)
+    second = _check("f2", "2023-04-03", trig)
+    assert first.triggered_run_id == "monitor__synthetic__v1__flight0"
+    assert second.triggered_run_id == "monitor__synthetic__v1__flight1"

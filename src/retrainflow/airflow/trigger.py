@@ -2,9 +2,10 @@
 
 Credentials come from the Airflow connection ``retrainflow_api`` (resolved by the
 Task SDK: the ``AIRFLOW_CONN_RETRAINFLOW_API`` environment variable first, then
-the connections stored in Airflow), never from code. The run id is derived from
-the monitoring run, so a retried monitoring task never starts a second retrain:
-Airflow answers 409 for an existing run id, which counts as success here.
+the connections stored in Airflow), never from code. The run id names the flight
+(:func:`retrainflow.stages.monitor.flight_run_id`), so neither a retried monitoring
+task nor several concurrent ones start a second retrain: Airflow answers 409 for an
+existing run id, which counts as success here.
 """
 
 from __future__ import annotations
@@ -72,7 +73,11 @@ class RetrainTrigger:
             self.client.trigger_dag_run(self.dag_id, conf=conf, run_id=run_id)
         except AirflowApiError as exc:
             if exc.status == 409:
-                log.info("retrain run %s already exists: this check triggered it before", run_id)
+                log.info(
+                    "retrain run %s already exists: an earlier attempt of this check, or a "
+                    "concurrent check, started this flight",
+                    run_id,
+                )
                 return "exists"
             raise
         log.info("triggered %s run %s over REST", self.dag_id, run_id)

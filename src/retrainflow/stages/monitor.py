@@ -12,8 +12,8 @@ For a check at ``check_date`` (exclusive end):
 * the :mod:`retrainflow.policy` decides from this check, the ledger of earlier
   checks and whether a retrain is already active;
 * a positive decision starts ``retrain__<pipeline>`` through the REST API
-  (:class:`~retrainflow.airflow.trigger.RetrainTrigger`) with a run id derived
-  from this check's run id — a retried check never triggers twice.
+  (:class:`~retrainflow.airflow.trigger.RetrainTrigger`) with the flight's run id
+  (:func:`flight_run_id`) — neither a retried check nor concurrent checks trigger twice.
 
 The HTML report and the JSON summary are saved in the artifact store and
 logged to the MLflow experiment ``<pipeline>-monitoring``.
@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from retrainflow import settings
 from retrainflow.artifacts import ArtifactStore, safe_name
 from retrainflow.core import windows
 from retrainflow.core.monitoring import decide_retrain, run_check
@@ -81,9 +80,33 @@ class MonitorManifest(Manifest):
     explain: list[str] = field(default_factory=list)
 
 
-def retrain_run_id(monitor_run_id: str) -> str:
-    """The retrain run id a check would start (deterministic: retries reuse it)."""
-    return f"monitor__{safe_name(monitor_run_id)}"[:250]
+def flight_run_id(pipeline: str, champion_version: str | None, flight: int) -> str:
+    """The retrain run id of the ``flight``-th retrain the policy starts for this champion.
+
+    Single flight is an atomic claim on this id: every check that decides to retrain
+    while the same champion serves and the same number of flights have been started
+    computes the same id, and Airflow keeps run ids unique (a second create answers 409),
+    so of any number of concurrent checks exactly one starts the retrain and the others
+    join it. A retried check computes its own earlier id again (its ledger entry is left
+    out of the count), and re-confirms the run instead of starting another.
+    """
+    return f"monitor__{safe_name(pipeline)}__v{champion_version or 0}__flight{flight}"
+
+
+def _flights_started(
+    ledger: CheckLedger, pipeline: str, champion_version: str | None, exclude_run_id: str
+) -> int:
+    """Flights the ledger records for this champion, other than this check's own."""
+    prefix = flight_run_id(pipeline, champion_version, 0).removesuffix("0")
+    return len(
+        {
+            e.triggered_run_id
+            for e in ledger.entries()
+            if e.run_id != exclude_run_id
+            and e.triggered_run_id
+            and e.triggered_run_id.startswith(prefix)
+        }
+    )
 
 
 def _reference(config: PipelineConfig, source: Source, champion: VersionInfo) -> pd.DataFrame:
@@ -147,9 +170,15 @@ def run(
     new_rows = 0
     if facts is not None and facts.data_end is not None:
         new_rows = source.count_rows(facts.data_end, win.label_cutoff)
-    # Single flight: another retrain is active. The run this very check started on an
-    # earlier attempt does not count, so a retried check re-confirms it (409) instead.
-    own = retrain_run_id(context.run_id)
+    # Single flight: another retrain is active. This check's own flight (started by an
+    # earlier attempt, or by a concurrent check deciding the same) does not count: it
+    # re-confirms it (409) instead.
+    champion_version = champion.version if champion else None
+    own = flight_run_id(
+        config.name,
+        champion_version,
+        _flights_started(ledger, config.name, champion_version, context.run_id),
+    )
     active = trigger is not None and any(r != own for r in trigger.active_runs())
     decision = decide_retrain(
         config,
@@ -166,7 +195,7 @@ def run(
 
     triggered_run_id, status = None, "not triggered"
     if decision.trigger and context.trigger_enabled and trigger is not None:
-        triggered_run_id = retrain_run_id(context.run_id)
+        triggered_run_id = own
         conf = {
             "mode": decision.mode,
             "reason": "monitor: " + ",".join(decision.reasons),
@@ -249,11 +278,9 @@ def _log_to_mlflow(
     import mlflow
 
     with registry.tracking():
-        name = f"{config.name}-monitoring"
-        if mlflow.get_experiment_by_name(name) is None:
-            mlflow.create_experiment(name, artifact_location=settings.mlflow_artifact_location())
-        mlflow.set_experiment(name)
+        experiment_id = registry.experiment(f"{config.name}-monitoring")
         with mlflow.start_run(
+            experiment_id=experiment_id,
             run_name=context.run_id,
             tags={
                 "check_date": context.check_date,

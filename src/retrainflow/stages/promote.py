@@ -24,7 +24,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retrainflow import settings
 from retrainflow.artifacts import ArtifactStore
 from retrainflow.core.modes import Mode
 from retrainflow.manifest import (
@@ -166,14 +165,11 @@ def _log_run(
     from retrainflow.pyfunc import PyfuncModel
 
     with registry.tracking():
-        if mlflow.get_experiment_by_name(config.name) is None:
-            mlflow.create_experiment(
-                config.name, artifact_location=settings.mlflow_artifact_location()
-            )
-        experiment = mlflow.set_experiment(config.name)
+        experiment_id = registry.experiment(config.name)
         ctx = pulled.context
-        close_orphan_runs(registry, experiment.experiment_id, ctx.run_id)
+        close_orphan_runs(registry, experiment_id, ctx.run_id)
         with mlflow.start_run(
+            experiment_id=experiment_id,
             run_name=ctx.run_id,
             tags={
                 "retrain_run_id": ctx.run_id,
