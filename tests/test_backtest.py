@@ -311,9 +311,11 @@ def test_comparisons_are_ratios_against_the_references(bt: BacktestResult) -> No
     assert g["cpu_x_less"] == pytest.approx(
         rows["stateless_full"]["train_cpu_s"] / rows["warm_refit"]["train_cpu_s"], abs=0.06
     )
-    assert g["points_behind_best"] == pytest.approx(
-        100 * (rows[refs["best_stateless"]]["mean_metric"] - rows["warm_refit"]["mean_metric"]),
-        abs=0.011,
+    gap = rows[refs["best_stateless"]]["mean_metric"] - rows["warm_refit"]["mean_metric"]
+    assert g["points_behind_best"] == pytest.approx(100 * gap, abs=0.011)  # ROC AUC: points
+    assert g["behind_best"] == pytest.approx(gap, abs=1e-4)
+    assert g["pct_behind_best"] == pytest.approx(
+        100 * gap / rows[refs["best_stateless"]]["mean_metric"], abs=0.011
     )
     (p,) = (g for g in cmp["policy"] if g["strategy"] == "policy")
     assert {g["strategy"] for g in cmp["policy"]} == {"policy", "policy_once"}
@@ -345,6 +347,19 @@ def test_benchmark_judges_the_comparisons_against_the_goals(
         assert row["cpu_met"] == (row["cpu_x_less"] is not None and row["cpu_x_less"] >= 45)
     for row in verdict["policy"]:
         assert row["retrains_met"] == (row["retrain_share"] <= 0.2)
+    # an error metric has no "points": the goal reads the percent of the best value
+    mae_row = {
+        "strategy": "w",
+        "cpu_x_less": 50.0,
+        "mem_x_less": 20.0,
+        "behind_best": 1.58,
+        "pct_behind_best": 8.0,
+        "points_behind_best": None,
+    }
+    (judged,) = goals.judge({"warm_start": [mae_row]})["warm_start"]
+    assert judged["metric_met"] is False and judged["cpu_met"] is True
+    (close,) = goals.judge({"warm_start": [{**mae_row, "pct_behind_best": 0.4}]})["warm_start"]
+    assert close["metric_met"] is True
     strict = goals.judge(bt.comparisons(), {"points_behind_best": -100.0})
     assert not any(r["metric_met"] for r in strict["warm_start"])
     out = save(bt, tmp_path / "bt")

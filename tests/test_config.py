@@ -4,6 +4,7 @@ bad config fails with a ConfigError that names the file and the field."""
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from retrainflow.config import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
     PipelineConfig,
+    S3SourceConfig,
     SqlSourceConfig,
     find_config,
     load_all,
@@ -414,18 +416,109 @@ def test_unset_env_var_is_an_error_naming_field_and_variable(
     assert "RF_TEST_LAKE" not in info.value.message  # set variables are not blamed
 
 
-def test_unset_env_vars_in_a_list_name_the_item(
+def test_unset_env_vars_are_all_named(
     monkeypatch: pytest.MonkeyPatch, base: dict[str, Any]
 ) -> None:
     monkeypatch.delenv("RF_TEST_UNSET_A", raising=False)
     monkeypatch.delenv("RF_TEST_UNSET_B", raising=False)
     data = copy.deepcopy(base)
-    data["evaluation"]["slices"] = ["segment", "${RF_TEST_UNSET_B}_${RF_TEST_UNSET_A}"]
+    data["source"] = {"kind": "sql", "url": "${RF_TEST_UNSET_B}_${RF_TEST_UNSET_A}", "table": "t"}
     with pytest.raises(
         ConfigError, match=r"variables RF_TEST_UNSET_A and RF_TEST_UNSET_B are not set"
     ) as info:
         parse_config(data, file="x.yaml")
-    assert info.value.field == "evaluation.slices[1]"
+    assert info.value.field == "source.url"
+
+
+def test_env_var_in_description_is_refused_and_never_expanded(
+    monkeypatch: pytest.MonkeyPatch, base: dict[str, Any]
+) -> None:
+    """``description: "${JWT_SECRET}"`` used to publish the secret in the DAG docs."""
+    monkeypatch.setenv("RF_TEST_JWT_SECRET", "jwt-s3cret-value")
+    data = copy.deepcopy(base)
+    data["description"] = "Sales model ${RF_TEST_JWT_SECRET}"
+    with pytest.raises(
+        ConfigError,
+        match=r"The field 'description' in x.yaml: uses \$\{RF_TEST_JWT_SECRET\}, but "
+        r"environment variables are expanded only in artifact_root, source.bucket, .*source.url",
+    ) as info:
+        parse_config(data, file="x.yaml")
+    assert info.value.field == "description"
+    assert "jwt-s3cret-value" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("where", "field"),
+    [
+        (("tags", "team"), "tags.team"),
+        (("evaluation", "slices"), "evaluation.slices[0]"),
+        (("training", "params", "learning_rate"), "training.params.learning_rate"),
+        (("features", "numeric"), "features.numeric[0]"),
+    ],
+)
+def test_env_var_outside_the_allow_list_is_refused(
+    monkeypatch: pytest.MonkeyPatch, base: dict[str, Any], where: tuple[str, ...], field: str
+) -> None:
+    monkeypatch.setenv("RF_TEST_SECRET", "s3cret")
+    data = copy.deepcopy(base)
+    node = data
+    for key in where[:-1]:
+        node = node.setdefault(key, {})
+    ref = "${RF_TEST_SECRET}"
+    node[where[-1]] = [ref] if field.endswith("[0]") else ref
+    with pytest.raises(ConfigError, match=r"expanded only in") as info:
+        parse_config(data, file="x.yaml")
+    assert info.value.field == field
+    assert "s3cret" not in str(info.value)
+
+
+def test_allowed_fields_are_expanded_and_nothing_else_holds_the_value(
+    monkeypatch: pytest.MonkeyPatch, base: dict[str, Any]
+) -> None:
+    env = {
+        "RF_TEST_BUCKET": "my-lake",
+        "RF_TEST_PREFIX": "sales",
+        "RF_TEST_ENDPOINT": "http://minio:9000",
+        "RF_TEST_REGION": "eu-west-1",
+        "RF_TEST_ARTIFACTS": "s3://my-artifacts/rf",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    data = copy.deepcopy(base)
+    data["source"] = {
+        "kind": "s3",
+        "bucket": "${RF_TEST_BUCKET}",
+        "prefix": "${RF_TEST_PREFIX}/v1",
+        "endpoint_url": "${RF_TEST_ENDPOINT}",
+        "region": "${RF_TEST_REGION}",
+    }
+    data["artifact_root"] = "${RF_TEST_ARTIFACTS}"
+    cfg = parse_config(data, file="x.yaml")
+    assert isinstance(cfg.source, S3SourceConfig)
+    assert (cfg.source.bucket, cfg.source.prefix) == ("my-lake", "sales/v1")
+    assert (cfg.source.endpoint_url, cfg.source.region) == ("http://minio:9000", "eu-west-1")
+    assert cfg.artifact_root == "s3://my-artifacts/rf"
+
+    monkeypatch.setenv("RF_TEST_LAKE", "/data/lake")
+    data["source"] = {"kind": "parquet", "path": "${RF_TEST_LAKE}/sales"}
+    assert parse_config(data, file="x.yaml").source.path == "/data/lake/sales"
+
+
+def test_sql_password_stays_in_source_url_only(
+    monkeypatch: pytest.MonkeyPatch, base: dict[str, Any]
+) -> None:
+    """The parsed config's dump holds the expanded secret only in ``source.url``."""
+    monkeypatch.setenv("RF_TEST_DB_URL", "postgresql://u:pw-9f3k2@db/x")
+    data = copy.deepcopy(base)
+    data["source"] = {"kind": "sql", "url": "${RF_TEST_DB_URL}", "table": "t"}
+    data["description"] = "reads ${RF_TEST_DB_URL} from the warehouse"
+    with pytest.raises(ConfigError, match="expanded only in"):
+        parse_config(data, file="x.yaml")
+    data["description"] = "reads the warehouse"
+    cfg = parse_config(data, file="x.yaml")
+    dump = cfg.model_dump(mode="json")
+    assert dump["source"].pop("url") == "postgresql://u:pw-9f3k2@db/x"
+    assert "pw-9f3k2" not in json.dumps(dump)
 
 
 def test_relative_parquet_path_is_under_home_lake(

@@ -157,7 +157,7 @@ def test_binary_csv_writes_a_config_that_loads_and_validates(
     checked = cli("validate-config", "--no-data", str(path))
     assert checked.code == 0, checked.out
     row = next(line for line in checked.out.splitlines() if str(path) in line)
-    assert row.split()[1:] == ["events", "ok"]
+    assert row.split()[1:3] == ["events", "ok"] and "--no-data" in row
 
 
 def test_init_refuses_to_overwrite_without_force(
@@ -246,13 +246,17 @@ def test_regression_parquet_daily_dates(tmp_path: Path, config_dir: Path, cli: C
     frame = pd.read_parquet(data)
     assert cfg.evaluation.floors["mae"] >= frame["sales"].std()
     assert cfg.monitoring.policy.performance_drop == "10%"  # MAE is in the target's units
-    assert cfg.training.window_days == 60  # min(60, 240 / 3)
+    # min(60, 240 / 3) = 60 days x 8 rows = 480 < 1,000 rows: widened to 125 days, under
+    # the cap of half the span (120): 120 days
+    assert cfg.training.window_days == 120
     cols = cfg.expectations.columns
     assert cols["sales"].type == "float" and cols["sales"].min == 0
     assert cols["sales"].max > frame["sales"].max()
     assert cols["store"].allowed == list(range(1, 9)) and cols["store"].type == "int"
     assert cols["promo"].type == "bool"
-    assert cfg.expectations.min_rows == 28  # 8 rows a day: half a week
+    # 8 rows a day: half a week (28) is raised to 100, half of the 200-row holdout (25 days)
+    assert cfg.expectations.min_rows == 100
+    assert cfg.evaluation.holdout_days == 25
     assert "retrainflow retrain sales --date 2023-08-29" in res.out  # 240 days from Jan 1st
     assert cli("validate-config", "--no-data", str(config_dir / "sales.yaml")).code == 0
 
@@ -489,9 +493,10 @@ def test_validate_config_catches_a_task_that_does_not_fit_the_data(
 @pytest.mark.parametrize(
     ("freq", "periods", "resolution", "time_parts", "holdout"),
     [
-        ("h", 24 * 90, "hourly", ["hour", "day_of_week"], 7),
-        ("D", 365, "daily", ["day_of_week", "month"], 7),
-        ("W", 200, "weekly", ["month"], 28),
+        # the holdout holds >= 200 rows where the span allows (at most a sixth of it):
+        ("h", 24 * 90, "hourly", ["hour", "day_of_week"], 9),  # 7 days = 168 rows: 9 days
+        ("D", 365, "daily", ["day_of_week", "month"], 60),  # one row a day: capped at 365 // 6
+        ("W", 200, "weekly", ["month"], 232),  # one row a week: capped at 1,393 // 6
     ],
 )
 def test_calendar_parts_follow_the_time_resolution(

@@ -107,7 +107,7 @@ class SqlSourceConfig(_Strict):
     """A SQL table (any SQLAlchemy URL); the window is a ``WHERE`` on the time column."""
 
     kind: Literal["sql"]
-    #: SQLAlchemy URL; ``${VAR}`` is expanded from the environment.
+    #: SQLAlchemy URL; ``${VAR}`` is expanded from the environment (see :data:`ENV_FIELDS`).
     url: str
     table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
@@ -659,17 +659,45 @@ class _FieldError(ValueError):
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
+#: The only fields whose ``${VAR}`` is expanded: where a deployment's address or credentials
+#: are meant to come from the environment. Everything else (``description``, ``tags``, column
+#: names...) is shown in the Airflow UI, REST answers and the metadata DB, so an expanded
+#: variable there would publish it (``description: "${AIRFLOW__API_AUTH__JWT_SECRET}"``).
+ENV_FIELDS: frozenset[str] = frozenset(
+    {
+        "source.url",  # sql: SQLAlchemy URL, often with a password
+        "source.path",  # parquet: the lake's location on this machine
+        "source.bucket",  # s3
+        "source.prefix",  # s3
+        "source.endpoint_url",  # s3: MinIO / S3-compatible endpoint
+        "source.region",  # s3
+        "artifact_root",  # a local folder or an s3:// location per deployment
+    }
+)
+
 
 def _expand_env(value: Any, field: str = "") -> Any:
     """``value`` with every ``${VAR}`` in its strings replaced by the variable's value.
 
+    Only the fields in :data:`ENV_FIELDS` are expanded.
+
     Raises:
-        _FieldError: a ``${VAR}`` names a variable that is not set (naming the field).
+        _FieldError: a ``${VAR}`` is used outside :data:`ENV_FIELDS`, or names a variable
+            that is not set (naming the field).
     """
     import os
 
     if isinstance(value, str):
-        unset = sorted({m.group(1) for m in _ENV_RE.finditer(value)} - set(os.environ))
+        used = sorted({m.group(1) for m in _ENV_RE.finditer(value)})
+        if used and field not in ENV_FIELDS:
+            refs = " and ".join(f"${{{name}}}" for name in used)
+            raise _FieldError(
+                field,
+                f"uses {refs}, but environment variables are expanded only in "
+                f"{', '.join(sorted(ENV_FIELDS))} (a value anywhere else would be shown in the "
+                "Airflow UI and stored in its database); write the value into the file",
+            )
+        unset = sorted(set(used) - set(os.environ))
         if unset:
             refs = " and ".join(f"${{{name}}}" for name in unset)
             names = " and ".join(unset)

@@ -10,6 +10,7 @@ current directory, made absolute once so that child processes agree):
 ``mlflow/artifacts/``   MLflow artifacts
 ``airflow/``            ``AIRFLOW_HOME`` of the embedded stack
 ``logs/``               logs of background servers
+``stack.json``          host and ports of the embedded stack (``retrainflow up``)
 ``external/``           downloaded data sets (``retrainflow fetch-data``)
 ======================  ===============================================
 
@@ -80,6 +81,10 @@ class Paths:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def stack_record(self) -> Path:
+        return self.root / "stack.json"
 
 
 def paths() -> Paths:

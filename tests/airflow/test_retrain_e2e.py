@@ -182,10 +182,16 @@ def test_plugin_pages_show_the_timeline_and_the_run_report(live: dict) -> None:
     names = [p["name"] for p in plugins.get("plugins", [])]
     assert "retrainflow" in names
     base = live["info"].airflow_url
-    timeline = requests.get(f"{base}/retrainflow/timeline/{DAG_ID}", timeout=30)
+    # the pages need a login (issue 9): anonymous is refused, a user's token is accepted
+    assert requests.get(f"{base}/retrainflow/timeline/{DAG_ID}", timeout=30).status_code in (
+        401,
+        403,
+    )
+    auth = {"Authorization": f"Bearer {client._fetch_token()}"}
+    timeline = requests.get(f"{base}/retrainflow/timeline/{DAG_ID}", headers=auth, timeout=30)
     assert timeline.status_code == 200
     assert "model timeline" in timeline.text and ">v1<" in timeline.text and ">v2<" in timeline.text
-    report = requests.get(f"{base}/retrainflow/run/{DAG_ID}/e2e_empty", timeout=30)
+    report = requests.get(f"{base}/retrainflow/run/{DAG_ID}/e2e_empty", headers=auth, timeout=30)
     assert report.status_code == 200 and "failed" in report.text and "holds no rows" in report.text
 
 

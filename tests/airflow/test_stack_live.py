@@ -186,6 +186,13 @@ def test_live_stack_runs_a_dag_and_stops_cleanly(stack_cfg: stack.StackConfig) -
         assert again.started == ()
         assert again.pids == info.pids
 
+        # the address is recorded in the home: a config without ports (the CLI's) reads it
+        recorded = stack.StackConfig(home=cfg.home)
+        assert (recorded.api_port, recorded.mlflow_port) == (cfg.api_port, cfg.mlflow_port)
+        assert recorded.airflow_url == info.airflow_url
+        assert stack.connection_uri(recorded).endswith(f":{cfg.api_port}")
+        assert recorded.mlflow_url == info.mlflow_url
+
         assert requests.get(f"{info.mlflow_url}/health", timeout=5).status_code == 200
 
         user, password = stack.admin_credentials(cfg)

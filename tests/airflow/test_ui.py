@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from tests.conftest import Trained
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import FIXTURE_CONFIGS, Trained
 
 
 def test_timeline_lists_every_version_with_lineage_and_gate(trained: Trained) -> None:
@@ -38,12 +46,189 @@ def test_run_report_of_an_unknown_run(trained: Trained) -> None:
     assert "no artifacts" in run_html("retrain__synthetic", "never-ran")
 
 
-def test_fastapi_app_serves_both_pages(trained: Trained) -> None:
+def test_fastapi_app_serves_both_pages(authed: Authed) -> None:
+    headers = {"Authorization": f"Bearer {authed.token()}"}
+    assert (
+        authed.client.get("/retrainflow/timeline/retrain__synthetic", headers=headers).status_code
+        == 200
+    )
+    resp = authed.client.get("/retrainflow/run/retrain__synthetic/base-stateless", headers=headers)
+    assert resp.status_code == 200 and "text/html" in resp.headers["content-type"]
+
+
+# -- access: every route depends on Airflow's auth manager -----------------------------------
+
+UNIT_JWT_SECRET = "unit-test-jwt-secret-" + "0123456789abcdef" * 4
+PIPELINE_ROUTES = ["/timeline/retrain__synthetic", "/run/retrain__synthetic/base-warm"]
+ROUTES = [*PIPELINE_ROUTES, "/docs", "/openapi.json"]
+
+
+@dataclass
+class Authed:
+    client: Any  # TestClient of the plugin app mounted under /retrainflow
+    token: Callable[..., str]  # token(username, role) -> a JWT the auth manager accepts
+    denied: dict[str, set[str]]  # username -> dag ids the auth manager refuses
+
+
+@pytest.fixture
+def authed(trained: Trained, monkeypatch: pytest.MonkeyPatch) -> Iterator[Authed]:
+    """The plugin app mounted like the API server does, with a real simple auth manager
+    (real JWTs signed with a test secret) that may refuse chosen DAGs to chosen users.
+    Airflow's two metadata-DB lookups (revoked tokens, a DAG's team) are stubbed."""
+    from airflow.api_fastapi import app as af_app
+    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from airflow.models.dag import DagModel
+    from airflow.models.revoked_token import RevokedToken
+    from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
     from retrainflow.airflow.ui import create_app
 
-    client = TestClient(create_app())
-    assert client.get("/timeline/retrain__synthetic").status_code == 200
-    resp = client.get("/run/retrain__synthetic/base-stateless")
-    assert resp.status_code == 200 and "text/html" in resp.headers["content-type"]
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", UNIT_JWT_SECRET)
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
+    monkeypatch.setattr(RevokedToken, "is_revoked", classmethod(lambda cls, jti: False))
+    monkeypatch.setattr(DagModel, "get_team_name", staticmethod(lambda dag_id: None))
+    denied: dict[str, set[str]] = {}
+
+    class Manager(SimpleAuthManager):  # a fresh class: its JWT signer/validator caches are its own
+        def is_authorized_dag(self, *, method, user, access_entity=None, details=None):  # type: ignore[no-untyped-def]
+            if details is not None and details.id in denied.get(user.username, set()):
+                return False
+            return super().is_authorized_dag(
+                method=method, user=user, access_entity=access_entity, details=details
+            )
+
+    manager = Manager()
+    monkeypatch.setattr(af_app._AuthManagerState, "instance", manager)
+    root = FastAPI()
+    root.mount("/retrainflow", create_app())
+
+    def token(username: str = "admin", role: str = "admin") -> str:
+        return manager.generate_jwt(SimpleAuthManagerUser(username=username, role=role))
+
+    with TestClient(root) as client:
+        yield Authed(client, token, denied)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_anonymous_requests_are_refused(authed: Authed, route: str) -> None:
+    resp = authed.client.get("/retrainflow" + route)
+    assert resp.status_code in (401, 403), resp.text
+    assert "<table" not in resp.text and "models:/" not in resp.text and "paths" not in resp.text
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_forged_or_foreign_token_is_refused(authed: Authed, route: str) -> None:
+    import jwt
+
+    forged = jwt.encode(
+        {"sub": "admin", "role": "admin"}, "not-the-secret-" + "x" * 64, algorithm="HS512"
+    )
+    for headers in ({"Authorization": f"Bearer {forged}"}, {"Authorization": "Bearer junk"}):
+        assert authed.client.get("/retrainflow" + route, headers=headers).status_code in (401, 403)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_logged_in_users_see_every_page(authed: Authed, route: str) -> None:
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+
+    bearer = authed.client.get(
+        "/retrainflow" + route, headers={"Authorization": f"Bearer {authed.token()}"}
+    )
+    assert bearer.status_code == 200, bearer.text
+    # the UI's session: the JWT in Airflow's cookie (what the browser sends to the tab's iframe)
+    authed.client.cookies.set(COOKIE_NAME_JWT_TOKEN, authed.token("viewer", "viewer"))
+    try:
+        cookie = authed.client.get("/retrainflow" + route)
+    finally:
+        authed.client.cookies.clear()
+    assert cookie.status_code == 200, cookie.text
+    assert cookie.text == bearer.text
+
+
+def test_pages_show_what_they_showed_before(authed: Authed) -> None:
+    headers = {"Authorization": f"Bearer {authed.token()}"}
+    timeline = authed.client.get("/retrainflow/timeline/retrain__synthetic", headers=headers)
+    assert ">v1<" in timeline.text and ">v2<" in timeline.text and "warm_start" in timeline.text
+    run = authed.client.get("/retrainflow/run/retrain__synthetic/base-warm", headers=headers)
+    assert "mode <code>warm_start</code>" in run.text
+    spec = authed.client.get("/retrainflow/openapi.json", headers=headers).json()
+    assert set(spec["paths"]) == {"/timeline/{dag_id}", "/run/{dag_id}/{run_id}"}
+    docs = authed.client.get("/retrainflow/docs", headers=headers)
+    assert "/retrainflow/openapi.json" in docs.text
+    assert authed.client.get("/retrainflow/redoc", headers=headers).status_code == 404
+
+
+def test_dag_level_permissions_are_respected(authed: Authed) -> None:
+    """Reading pipeline P needs read access to the DAG in the URL and to ``retrain__P``."""
+    authed.denied["viewer"] = {"retrain__synthetic"}
+    headers = {"Authorization": f"Bearer {authed.token('viewer', 'viewer')}"}
+    for route in [*PIPELINE_ROUTES, "/timeline/monitor__synthetic"]:
+        resp = authed.client.get("/retrainflow" + route, headers=headers)
+        assert resp.status_code == 403, (route, resp.text)
+        assert "v1" not in resp.text
+    authed.denied["viewer"] = {"monitor__synthetic"}
+    assert (
+        authed.client.get("/retrainflow/timeline/monitor__synthetic", headers=headers).status_code
+        == 403
+    )
+    assert (
+        authed.client.get("/retrainflow/timeline/retrain__synthetic", headers=headers).status_code
+        == 200
+    )
+    # another user is not affected
+    other = {"Authorization": f"Bearer {authed.token('admin', 'admin')}"}
+    assert (
+        authed.client.get("/retrainflow/timeline/monitor__synthetic", headers=other).status_code
+        == 200
+    )
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        "/timeline/retrain__no_such_pipeline",
+        "/run/retrain__no_such_pipeline/some-run",
+        "/timeline/retrain__Not..A..Name",
+    ],
+)
+def test_unknown_pipeline_is_a_short_404(authed: Authed, route: str) -> None:
+    resp = authed.client.get(
+        "/retrainflow" + route, headers={"Authorization": f"Bearer {authed.token()}"}
+    )
+    assert resp.status_code == 404, resp.text
+    assert resp.json()["detail"].startswith("Unknown pipeline")
+    assert "Traceback" not in resp.text and "/" not in resp.json()["detail"]
+    assert str(FIXTURE_CONFIGS) not in resp.text
+
+
+def test_a_path_as_pipeline_is_no_route(authed: Authed) -> None:
+    resp = authed.client.get(
+        "/retrainflow/run/retrain__..%2F..%2Fetc/x",
+        headers={"Authorization": f"Bearer {authed.token()}"},
+    )
+    assert resp.status_code == 404 and "Traceback" not in resp.text
+
+
+def test_no_secret_in_any_page(trained: Trained, tmp_path: Path) -> None:
+    """Artifact dumps mask secret-looking keys and passwords in URLs; the JWT secret of the
+    environment never appears."""
+    from retrainflow.airflow.ui import run_html
+
+    stage = tmp_path / "synthetic" / "leaky" / "promote"
+    stage.mkdir(parents=True)
+    (stage / "manifest.json").write_text(
+        json.dumps(
+            {
+                "model_uri": "models:/synthetic/3",
+                "tracking_uri": "postgresql://mlflow:hunter2-pw@db:5432/mlflow",
+                "api_password": "s3cret-value",
+                "nested": [{"jwt_secret": UNIT_JWT_SECRET, "rows": 3}],
+            }
+        )
+    )
+    page = run_html("retrain__synthetic", "leaky", artifact_root=tmp_path)
+    assert "models:/synthetic/3" in page and "postgresql://mlflow:***@db:5432/mlflow" in page
+    for secret in ("hunter2-pw", "s3cret-value", UNIT_JWT_SECRET):
+        assert secret not in page

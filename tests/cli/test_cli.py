@@ -110,7 +110,8 @@ def test_validate_config_all_good(home: Path, cli: Cli) -> None:
     body = lines[2:]
     assert len(body) == len(list(FIXTURE_CONFIGS.glob("*.y*ml")))
     row = next(line for line in body if "synthetic.yaml" in line)
-    assert row.split()[1:] == ["synthetic", "ok"]
+    # an empty home: the file is valid, and the status says the data was not checked
+    assert row.split()[1:3] == ["synthetic", "ok"] and "no data yet" in row
     assert res.err == ""
 
 
@@ -123,7 +124,7 @@ def test_validate_config_bad_file_names_file_and_field(
     assert f"The field 'evaluation.primary_metric' in {bad}" in res.out
     assert "got 'acc'" in res.out
     good = next(line for line in res.out.splitlines() if str(SYNTHETIC_YAML) in line)
-    assert good.split()[1:] == ["synthetic", "ok"]
+    assert good.split()[1:3] == ["synthetic", "ok"]
 
 
 def test_validate_config_reports_unset_env_var_and_unfit_drift_method(

@@ -283,3 +283,29 @@ def test_evaluate_run_against_current_champion(trained_fork) -> None:
     assert again.champion_version == "1"
     assert again.challenger == pytest.approx(trained.stateless.verdict.challenger)
     assert again.challenger["roc_auc"] == pytest.approx(again.champion["roc_auc"])
+
+
+# -- the champion is never scored on its own training rows (issue 8 trial) ---------------------
+
+
+def test_holdout_rows_the_champion_was_trained_on_are_left_out(trained_fork, helpers) -> None:
+    from datetime import date, timedelta
+
+    from retrainflow.pipeline import run_all
+    from retrainflow.registry import Registry
+
+    champion = Registry().champion("synthetic")
+    data_end = date.fromisoformat(champion.data_end)
+    cfg = trained_fork.config
+    # a window ending at the champion's data end: every holdout day is in its training data
+    stale = run_all(cfg, helpers.context("all-stale", data_end.isoformat(), "stateless"))
+    assert stale.verdict.passed is False and stale.promote.champion is False
+    assert any(
+        "no holdout row is newer than the champion's data end" in r for r in stale.verdict.reasons
+    )
+    assert Registry().champion("synthetic").version == champion.version  # still serving
+    # two days later: the holdout's first days are the champion's last ones
+    end = data_end + timedelta(days=2)
+    run = run_all(cfg, helpers.context("overlap", end.isoformat(), "stateless"))
+    assert run.verdict.rows == 2 * 400 < run.pull.holdout.rows  # only the two fresh days
+    assert any(f"on or after {data_end}" in r for r in run.verdict.reasons)

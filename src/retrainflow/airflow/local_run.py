@@ -47,7 +47,11 @@ class LocalRunResult:
 
 
 def prepare_env() -> None:
-    """Point this process at the embedded stack's Airflow home and migrate its DB once."""
+    """Point this process at the embedded stack's Airflow home and migrate its DB once.
+
+    The stack's address (API port for the ``retrainflow_api`` connection and the execution
+    API) is the one ``retrainflow up`` recorded in ``<home>/stack.json``, if any.
+    """
     from retrainflow.airflow import stack
 
     cfg = stack.StackConfig()

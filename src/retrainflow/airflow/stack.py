@@ -15,7 +15,11 @@ virtualenv's own ``airflow`` / ``mlflow`` executables in a new session
 Logs go to ``<home>/logs/<component>.log`` and process ids to
 ``<home>/run/<component>.pid``. Secrets (JWT secret, API secret key, Fernet
 key) and the admin password are generated once under ``AIRFLOW_HOME`` so that
-restarts, the CLI and in-process code all agree.
+restarts, the CLI and in-process code all agree. For the same reason
+:func:`start` records the host and ports it used in ``<home>/stack.json`` (no
+secrets in it): a :class:`StackConfig` that is not given a port takes the recorded
+one, so the in-process CLI, the monitor's ``retrainflow_api`` connection and the
+plugin's MLflow links (:func:`mlflow_ui_url`) reach the stack that ``up`` started.
 
 Nothing from Airflow is imported here: Airflow reads its configuration when
 it is first imported, so this module only computes environment variables and
@@ -43,6 +47,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 import requests
@@ -52,6 +57,11 @@ from retrainflow.exceptions import StackError
 
 #: The simple auth manager user created for the local stack.
 ADMIN_USER = "admin"
+
+#: Where the stack listens when neither the caller nor ``<home>/stack.json`` says otherwise.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 8080
+DEFAULT_MLFLOW_PORT = 5000
 
 #: Components in start order.
 START_ORDER: tuple[str, ...] = ("mlflow", "api-server", "scheduler", "dag-processor", "triggerer")
@@ -99,9 +109,11 @@ class StackConfig:
         airflow_home: ``AIRFLOW_HOME``; default ``<home>/airflow``.
         dags_folder: Folder scanned by the DAG processor; default the repo's ``dags/``.
         plugins_folder: Airflow plugins folder; default the repo's ``plugins/``.
-        api_port: Port of the Airflow API server.
-        mlflow_port: Port of the MLflow server.
-        host: Interface both servers bind to.
+        api_port: Port of the Airflow API server; default the one recorded in
+            ``<home>/stack.json`` by the last :func:`start`, else ``DEFAULT_API_PORT``.
+        mlflow_port: Port of the MLflow server; default as ``api_port``
+            (``DEFAULT_MLFLOW_PORT``).
+        host: Interface both servers bind to; default as ``api_port`` (``DEFAULT_HOST``).
         parallelism: ``core.parallelism``; LocalExecutor pre-forks this many workers.
         sql_alchemy_conn: Airflow metadata database; default a SQLite file under
             ``airflow_home`` (a PostgreSQL URI works too).
@@ -119,9 +131,9 @@ class StackConfig:
     airflow_home: Path | None = None
     dags_folder: Path = field(default_factory=lambda: _repo_dir("dags"))
     plugins_folder: Path = field(default_factory=lambda: _repo_dir("plugins"))
-    api_port: int = 8080
-    mlflow_port: int = 5000
-    host: str = "127.0.0.1"
+    api_port: int | None = None
+    mlflow_port: int | None = None
+    host: str | None = None
     parallelism: int = 4
     sql_alchemy_conn: str | None = None
     executor: str = "LocalExecutor"
@@ -140,6 +152,13 @@ class StackConfig:
         self.plugins_folder = Path(self.plugins_folder).expanduser().resolve()
         if not self.sql_alchemy_conn:
             self.sql_alchemy_conn = f"sqlite:///{self.airflow_home / 'airflow.db'}"
+        if self.api_port is None or self.mlflow_port is None or self.host is None:
+            rec = recorded_address(self.home)
+            self.host = self.host or str(rec.get("host") or DEFAULT_HOST)
+            self.api_port = self.api_port or int(rec.get("api_port") or DEFAULT_API_PORT)
+            self.mlflow_port = self.mlflow_port or int(
+                rec.get("mlflow_port") or DEFAULT_MLFLOW_PORT
+            )
         if not self.mlflow_tracking_uri:
             self.mlflow_tracking_uri = (
                 os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{p.mlflow_db}"
@@ -195,6 +214,11 @@ class StackConfig:
         return uri
 
     @property
+    def record_file(self) -> Path:
+        """``<home>/stack.json``: the host and ports :func:`start` used (no secrets)."""
+        return self.paths.stack_record
+
+    @property
     def mlflow_artifact_root(self) -> str:
         """Artifact root of new experiments (``RETRAINFLOW_MLFLOW_ARTIFACTS`` overrides)."""
         return (
@@ -239,6 +263,73 @@ class StackInfo:
     def password(self) -> str:
         """The admin password, read from ``password_file``."""
         return json.loads(self.password_file.read_text())[self.username]
+
+
+# The stack's address -----------------------------------------------------------------------
+
+
+def recorded_address(home: Path | None = None) -> dict[str, Any]:
+    """The host and ports the last :func:`start` in ``home`` recorded, or ``{}`` if none.
+
+    Args:
+        home: The retrainflow home; default the current ``RETRAINFLOW_HOME``.
+
+    Returns:
+        ``{"host", "api_port", "mlflow_port", "airflow_url", "mlflow_url", ...}``.
+
+    Raises:
+        StackError: the record exists but cannot be read (a wrong port would be worse).
+    """
+    path = settings.Paths(home or settings.home()).stack_record
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise StackError(
+            f"{path} cannot be read ({exc}); delete it and run `retrainflow up` "
+            "(with --airflow-port/--mlflow-port if the stack does not use 8080/5000)."
+        ) from None
+    ok = (
+        isinstance(data, dict)
+        and isinstance(data.get("host"), str)
+        and all(isinstance(data.get(k), int) for k in ("api_port", "mlflow_port"))
+    )
+    if not ok:
+        raise StackError(
+            f"{path} does not hold the stack's host, api_port and mlflow_port; delete it "
+            "and run `retrainflow up` (with --airflow-port/--mlflow-port as needed)."
+        )
+    return data
+
+
+def _record_address(cfg: StackConfig) -> None:
+    """Atomically write ``<home>/stack.json`` with the address ``cfg`` uses (no secrets)."""
+    record = {
+        "host": cfg.host,
+        "api_port": cfg.api_port,
+        "mlflow_port": cfg.mlflow_port,
+        "airflow_url": cfg.airflow_url,
+        "mlflow_url": cfg.mlflow_url,
+        "with_mlflow_server": cfg.with_mlflow_server,
+    }
+    path = cfg.record_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def mlflow_ui_url(home: Path | None = None) -> str:
+    """Base URL of the MLflow UI for links (no trailing slash).
+
+    ``RETRAINFLOW_MLFLOW_UI_URL`` if set (e.g. a proxy or the compose topology), else the
+    MLflow server of the stack recorded in ``home`` (default port if none was recorded).
+    """
+    url = os.environ.get("RETRAINFLOW_MLFLOW_UI_URL")
+    if url:
+        return url.rstrip("/")
+    return StackConfig(home=home).mlflow_url
 
 
 # Secrets and credentials -------------------------------------------------------------------
@@ -363,7 +454,7 @@ def airflow_env(cfg: StackConfig) -> dict[str, str]:
         # api server
         "AIRFLOW__API__SECRET_KEY": keys["api_secret_key"],
         "AIRFLOW__API__BASE_URL": cfg.airflow_url,
-        "AIRFLOW__API__HOST": cfg.host,
+        "AIRFLOW__API__HOST": str(cfg.host),
         "AIRFLOW__API__PORT": str(cfg.api_port),
         "AIRFLOW__API__WORKERS": "1",
         # database
@@ -387,6 +478,8 @@ def airflow_env(cfg: StackConfig) -> dict[str, str]:
         # user wins, e.g. to point at another deployment).
         "AIRFLOW_CONN_RETRAINFLOW_API": os.environ.get("AIRFLOW_CONN_RETRAINFLOW_API")
         or connection_uri(cfg),
+        # The plugin's MLflow links (an env var set by the user wins, e.g. behind a proxy).
+        "RETRAINFLOW_MLFLOW_UI_URL": os.environ.get("RETRAINFLOW_MLFLOW_UI_URL") or cfg.mlflow_url,
     }
 
 
@@ -410,7 +503,7 @@ def _command(cfg: StackConfig, component: str) -> list[str]:
             airflow,
             "api-server",
             "--host",
-            cfg.host,
+            str(cfg.host),
             "--port",
             str(cfg.api_port),
             "--workers",
@@ -443,7 +536,7 @@ def _command(cfg: StackConfig, component: str) -> list[str]:
             "--artifacts-destination",
             art,
             "--host",
-            cfg.host,
+            str(cfg.host),
             "--port",
             str(cfg.mlflow_port),
             "--workers",
@@ -692,11 +785,24 @@ def start(cfg: StackConfig, *, timeout: float = 180) -> StackInfo:
     deadline = t0 + timeout
     running = status(cfg)
     missing = [c for c in cfg.components() if not running[c]]
+    rec = recorded_address(cfg.home)
+    moved = rec and (rec["host"], rec["api_port"], rec["mlflow_port"]) != (
+        cfg.host,
+        cfg.api_port,
+        cfg.mlflow_port,
+    )
+    if moved and any(running.values()):
+        raise StackError(
+            f"The stack of {cfg.home} is running at http://{rec['host']}:{rec['api_port']} "
+            f"(MLflow port {rec['mlflow_port']}), not at {cfg.airflow_url} (MLflow port "
+            f"{cfg.mlflow_port}). Fix: use it there, or run `retrainflow down` first to move it."
+        )
     if not missing and not _unhealthy(cfg):
+        _record_address(cfg)
         return _info(cfg, (), t0)
 
     for component, port in (("api-server", cfg.api_port), ("mlflow", cfg.mlflow_port)):
-        if component in missing and _port_in_use(cfg.host, port):
+        if component in missing and _port_in_use(str(cfg.host), int(port or 0)):
             raise StackError(
                 f"Port {port} on {cfg.host} is already in use, so the {component} cannot start "
                 "there (another stack or program?). Fix: stop it or choose another port "
@@ -743,6 +849,7 @@ def start(cfg: StackConfig, *, timeout: float = 180) -> StackInfo:
                 _terminate(procs[component].pid, grace=15)
                 _pid_file(cfg, component).unlink(missing_ok=True)
         raise
+    _record_address(cfg)
     return _info(cfg, tuple(missing), t0)
 
 

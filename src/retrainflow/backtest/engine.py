@@ -560,6 +560,12 @@ class _Engine:
                 num_boost_round=s.num_boost_round,
                 max_trees=s.max_trees,
             )
+        if (
+            parent is not None
+            and s.warm_method in ("append", "refit_append")
+            and training.trees_added(parent, fit.model) == 0
+        ):
+            fit.reason += f"; no tree added ({len(raw)} rows are too few for a leaf)"
         fit.cpu, fit.wall, fit.peak = cost.cpu_seconds, cost.wall_seconds, cost.peak_rss_mb
         fit.mem = float(raw.memory_usage(deep=True).sum()) / 2**20 + max(
             0.0, cost.peak_rss_mb - cost.start_rss_mb
@@ -579,7 +585,7 @@ class _Engine:
             fit.gate_passed, fit.promoted = False, False
             fit.reason += "; gate: no holdout rows"
             return
-        result = metrics.challenge(cfg, holdout, fit.model, st.model)
+        result = metrics.challenge(cfg, holdout, fit.model, st.model, champion_data_end=st.data_end)
         fit.gate_passed, fit.promoted = result.passed, result.passed
         fit.reason += f"; gate {'passed' if result.passed else 'failed'}: {result.reasons[0]}"
         fit.gate_metric = result.challenger[self.primary]

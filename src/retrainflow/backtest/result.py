@@ -202,7 +202,7 @@ class BacktestResult(Manifest):
             ``{"warm_start": [...], "policy": [...], "references": {...}}``: one row per
             candidate, sorted best first; empty lists when the run lacks the references.
         """
-        from retrainflow.core.metrics import improvement
+        from retrainflow.core.metrics import POINT_SCALE_METRICS, improvement
 
         rows = {r["strategy"]: r for r in self.summary()}
         kinds = {s["name"]: s for s in self.strategies}
@@ -246,15 +246,21 @@ class BacktestResult(Manifest):
                 if s["kind"] not in WARM_KINDS or n not in scored:
                     continue
                 r = scored[n]
+                gap = better(top, r["mean_metric"])
                 out["warm_start"].append(
                     {
                         "strategy": n,
                         "cpu_x_less": ratio(ref["train_cpu_s"], r["train_cpu_s"]),
                         "mem_x_less": ratio(ref["train_mem_mb"], r["train_mem_mb"]),
-                        "points_behind_best": round(100 * better(top, r["mean_metric"]), 2),
+                        "behind_best": round(gap, 6),
+                        "pct_behind_best": round(100 * gap / abs(top), 2) if top else None,
+                        # percentage points, for metrics on a 0-1 scale only (not an MAE)
+                        "points_behind_best": round(100 * gap, 2)
+                        if primary in POINT_SCALE_METRICS
+                        else None,
                     }
                 )
-            out["warm_start"].sort(key=lambda g: g["points_behind_best"])
+            out["warm_start"].sort(key=lambda g: g["behind_best"])
         if static and oracle:
             base = scored[static]["mean_metric"]
             oracle_gain = better(scored[oracle]["mean_metric"], base)

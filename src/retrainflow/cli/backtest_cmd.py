@@ -146,7 +146,14 @@ def backtest_cmd(args: argparse.Namespace) -> int:
         )
         print_table(
             comparisons["warm_start"],
-            ["strategy", "cpu_x_less", "mem_x_less", "points_behind_best"],
+            [
+                "strategy",
+                "cpu_x_less",
+                "mem_x_less",
+                "behind_best",
+                "pct_behind_best",
+                "points_behind_best",
+            ],
         )
     if comparisons["policy"]:
         print("\npolicies vs the oracle (gain over static, retrains):")

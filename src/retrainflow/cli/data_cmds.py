@@ -221,9 +221,10 @@ def validate_config_cmd(args: argparse.Namespace) -> int:
     for path in paths:
         try:
             cfg = load_config(path)
-            if not args.no_data:
-                check_columns_exist(cfg, path)
-            rows.append({"file": str(path), "pipeline": cfg.name, "status": "ok"})
+            status = "ok (data not checked: --no-data)" if args.no_data else "ok"
+            if not args.no_data and not check_columns_exist(cfg, path):
+                status = "ok (no data yet: only the file was checked)"
+            rows.append({"file": str(path), "pipeline": cfg.name, "status": status})
             warnings += [f"warning: {path}: {text}." for text in config_warnings(cfg)]
         except ConfigError as exc:
             failed += 1
@@ -237,10 +238,11 @@ def validate_config_cmd(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def check_columns_exist(cfg, path: Path) -> None:
+def check_columns_exist(cfg, path: Path) -> bool:
     """Raise ConfigError when a configured column is absent from the newest partition, or
     the target's values there do not fit the task (the rule ``retrainflow init`` applies
-    too: :func:`retrainflow.data.profile.target_problem`)."""
+    too: :func:`retrainflow.data.profile.target_problem`). Returns False when the source
+    holds no data yet (nothing was checked)."""
     from retrainflow.data.profile import target_problem
     from retrainflow.data.sources import make_source
     from retrainflow.exceptions import ConfigError
@@ -248,7 +250,7 @@ def check_columns_exist(cfg, path: Path) -> None:
     source = make_source(cfg)
     days = source.partitions()
     if not days:
-        return
+        return False
     newest = source.read_days(days[-1:])
     columns = set(newest.columns)
     named = {
@@ -274,3 +276,4 @@ def check_columns_exist(cfg, path: Path) -> None:
             file=path,
             field="task",
         )
+    return True

@@ -18,6 +18,7 @@ from retrainflow.exceptions import (
     ConfigError,
     ConfigExistsError,
     DataError,
+    EmptyWindowError,
     IngestError,
     InvalidPipelineNameError,
     ModeError,
@@ -36,7 +37,11 @@ from retrainflow.exceptions import (
 NEXT_STEP: dict[type[RetrainflowError], str] = {
     ConfigError: "Fix the file, then check it with `retrainflow validate-config`.",
     PipelineNotFoundError: "List pipelines with `retrainflow validate-config`.",
-    DataError: "Open the saved report; fix or re-seed the data (`retrainflow seed PIPELINE --until DATE`).",
+    EmptyWindowError: "Load data for those days (`retrainflow ingest PIPELINE FILE`; for the demo "
+    "data sets `retrainflow seed PIPELINE --until DATE`), or pick a --date whose window holds "
+    "data.",
+    DataError: "Open the saved report; fix the data, then load the fixed days again "
+    "(`retrainflow ingest PIPELINE FILE --replace`; demo data: `retrainflow seed`).",
     ModeError: "Retry with `--mode stateless` (or `--mode auto`).",
     PartitionExistsError: "Add --replace to overwrite those days, or ingest a file without them.",
     IngestError: "Fix the input named above; `retrainflow ingest --help` says what it takes.",

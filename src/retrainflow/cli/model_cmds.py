@@ -57,6 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=rollback_cmd)
 
 
+def _shown(value: float | None) -> str:
+    """A metric for people: 4 decimals, or "undefined" (e.g. ROC AUC on one class)."""
+    return "undefined" if value is None else f"{value:.4f}"
+
+
 def retrain_cmd(args: argparse.Namespace) -> int:
     from retrainflow.airflow.local_run import run_dag
     from retrainflow.config import find_config
@@ -83,14 +88,13 @@ def retrain_cmd(args: argparse.Namespace) -> int:
         primary = verdict["primary_metric"]
         champ = verdict.get("champion")
         against = (
-            f" vs champion {verdict['champion_version']} {champ[primary]:.4f}"
-            if champ and champ.get(primary) is not None
+            f" vs champion {verdict['champion_version']} {_shown(champ.get(primary))}"
+            if champ is not None
             else " (no champion yet)"
         )
-        value = verdict["challenger"].get(primary)
-        shown = "undefined" if value is None else f"{value:.4f}"
+        gate = "passed" if verdict["passed"] else "failed"
         print(
-            f"challenger {primary} {shown}{against}: gate {'passed' if verdict['passed'] else 'failed'}"
+            f"challenger {primary} {_shown(verdict['challenger'].get(primary))}{against}: gate {gate}"
         )
         if promoted and not promoted.get("champion"):
             for reason in verdict["reasons"]:

@@ -11,8 +11,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="start the embedded Airflow (API server, scheduler, DAG processor, "
         "triggerer) and MLflow server in the background",
     )
-    p.add_argument("--airflow-port", type=int, default=8080)
-    p.add_argument("--mlflow-port", type=int, default=5000)
+    p.add_argument(
+        "--airflow-port",
+        type=int,
+        default=None,
+        help="port of the Airflow UI / API (default: the one this home's last `up` used, "
+        "else 8080); recorded in $RETRAINFLOW_HOME/stack.json for the CLI and the plugin",
+    )
+    p.add_argument(
+        "--mlflow-port",
+        type=int,
+        default=None,
+        help="port of the MLflow UI (default: the one this home's last `up` used, else 5000)",
+    )
     p.set_defaults(func=up_cmd)
 
     p = sub.add_parser("down", help="stop the embedded stack")
@@ -39,9 +50,11 @@ def print_urls(info) -> None:
 def up_cmd(args: argparse.Namespace) -> int:
     from retrainflow.airflow import stack
 
-    info = stack.start(stack_config(args))
+    cfg = stack_config(args)
+    info = stack.start(cfg)
     print(f"stack up in {info.startup_seconds:.0f}s" if info.started else "stack already running")
     print_urls(info)
+    print(f"Address:     {cfg.record_file} (the CLI and the plugin read it)")
     print("Stop it with `retrainflow down`.")
     return 0
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from retrainflow.jsonsafe import finite_or_none
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 
 CLASSIFICATION_METRICS = ("roc_auc", "log_loss", "accuracy", "f1", "brier")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
+#: Metrics on a 0-1 scale, whose differences read as percentage points (x 100).
+POINT_SCALE_METRICS = frozenset({"roc_auc", "accuracy", "f1", "brier"})
 #: Metrics where a smaller value is better.
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
 
@@ -177,6 +180,8 @@ class Challenge:
     champion: dict[str, float] | None
     y: np.ndarray
     scores: dict[str, np.ndarray]
+    #: The rows compared (the holdout, less any the champion was trained on).
+    rows: pd.DataFrame
 
 
 def challenge(
@@ -184,10 +189,51 @@ def challenge(
     holdout: pd.DataFrame,
     challenger: TabularModel,
     champion: TabularModel | None,
+    *,
+    champion_data_end: date | None = None,
 ) -> Challenge:
-    """Score both models on ``holdout`` (raw rows, as served) and apply :func:`gate`."""
+    """Score both models on ``holdout`` (raw rows, as served) and apply :func:`gate`.
+
+    Both models are scored on *future* data only: when the champion's training data
+    reaches into the holdout (a retrain with an earlier window end than the champion's,
+    or a holdout longer than the gap), the rows before ``champion_data_end`` are left
+    out of the comparison — on them the champion would be scored in-sample. No rows left
+    is a failed gate that says so.
+    """
+    import pandas as pd
+
     from retrainflow.core.training import targets
 
+    note = None
+    if champion is not None and champion_data_end is not None and len(holdout):
+        fresh = pd.to_datetime(holdout[config.time_column]) >= pd.Timestamp(champion_data_end)
+        if not fresh.all():
+            total = len(holdout)
+            holdout = holdout[fresh.to_numpy()]
+            note = (
+                f"compared on the {len(holdout)} of {total} holdout rows on or after "
+                f"{champion_data_end}, the champion's data end: it was trained on the earlier ones"
+            )
+            if not len(holdout):
+                names = (
+                    CLASSIFICATION_METRICS
+                    if config.task == "binary_classification"
+                    else REGRESSION_METRICS
+                )
+                undefined = {m: math.nan for m in names}
+                return Challenge(
+                    False,
+                    [
+                        f"no holdout row is newer than the champion's data end {champion_data_end}: "
+                        "it was trained on all of them, so no fair comparison is possible; "
+                        "pick a later window end"
+                    ],
+                    undefined,
+                    dict(undefined),
+                    targets(config, holdout),
+                    {},
+                    holdout,
+                )
     y = targets(config, holdout)
     scores = {"challenger": challenger.predict(holdout)}
     champion_metrics = None
@@ -196,4 +242,6 @@ def challenge(
         champion_metrics = compute_metrics(config.task, y, scores["champion"])
     challenger_metrics = compute_metrics(config.task, y, scores["challenger"])
     passed, reasons = gate(config, challenger_metrics, champion_metrics)
-    return Challenge(passed, reasons, challenger_metrics, champion_metrics, y, scores)
+    if note:
+        reasons.append(note)
+    return Challenge(passed, reasons, challenger_metrics, champion_metrics, y, scores, holdout)

@@ -19,11 +19,14 @@ separate tasks so that features can be inspected), through the same functions.
 from __future__ import annotations
 
 import copy
+import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from retrainflow.model import TabularModel
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -88,6 +91,16 @@ def train_model(
     else:
         estimator = continue_estimator(config, parent.estimator, features, y, categorical, **warm)
     return assemble(config, transformer, estimator)
+
+
+def trees_added(parent: TabularModel, model: TabularModel) -> int | None:
+    """How many trees a LightGBM warm start added to its parent (None: not LightGBM).
+
+    0 after ``append`` means the new rows were too few for a single leaf
+    (``min_child_samples``): the "retrained" model is its parent.
+    """
+    before, after = parent.num_trees, model.num_trees
+    return None if before is None or after is None else after - before
 
 
 def replay_size(new_rows: int, fraction: float) -> int:
@@ -263,7 +276,14 @@ def continue_estimator(
         data = lgb.Dataset(
             X, label=y, categorical_feature=categorical or "auto", free_raw_data=True
         )
-        return lgb.train(params, data, num_boost_round=rounds, init_model=base)
+        grown = lgb.train(params, data, num_boost_round=rounds, init_model=base)
+        if grown.num_trees() == base.num_trees():
+            log.warning(
+                "warm start added no tree: %d rows are too few for a leaf (min_child_samples / "
+                "min_data_in_leaf); the model is unchanged. Retrain less often or stateless.",
+                len(X),
+            )
+        return grown
 
     if method == "append":
         return append(parent)

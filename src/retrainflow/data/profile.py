@@ -41,8 +41,11 @@ The rules (each restated in the YAML it writes):
   ``regression``. A task that does not fit the target is refused
   (:func:`target_problem`, the rule ``validate-config`` applies to stored data too).
 * Windows: ``window_days`` = a third of the span, at most 60 days (scaled by the
-  step of coarser-than-daily data), ``holdout_days`` = 7 (4 steps of coarser data),
-  ``min_rows`` = half a typical week of rows.
+  step of coarser-than-daily data), ``holdout_days`` = 7 (4 steps of coarser data);
+  sparse data gets more days, so that the holdout holds at least
+  :data:`MIN_HOLDOUT_ROWS` and the window :data:`MIN_WINDOW_ROWS` rows (capped at a
+  sixth and a half of the span); ``min_rows`` = half a typical week of rows, at least
+  half the 200-row minimum, at most half the holdout's rows.
 """
 
 from __future__ import annotations
@@ -993,6 +996,11 @@ def _sorted_values(present: pd.Series) -> list[Any] | None:
 # -- the settings chosen from a profile ------------------------------------------------------
 
 
+#: Rows a holdout and a training window should hold at least (sparse data gets more days).
+MIN_HOLDOUT_ROWS = 200
+MIN_WINDOW_ROWS = 1_000
+
+
 def draft_settings(profile: FileProfile, name: str) -> Draft:
     """Windows, model size, gate and monitoring sized to the profiled data.
 
@@ -1023,6 +1031,14 @@ def draft_settings(profile: FileProfile, name: str) -> Draft:
         )
     holdout = 7 if step == 1 else 4 * step
     window = max(min(60 * step, span // 3), 2 * holdout)
+    # Sparse data (a few rows a day): size by rows, not days, so the gate and the model see
+    # enough rows (a week of one row a day is 7 rows: no ROC AUC worth the name).
+    per_day = max(time.rows_per_day, 1e-9)
+    if per_day * holdout < MIN_HOLDOUT_ROWS:
+        holdout = max(holdout, min(math.ceil(MIN_HOLDOUT_ROWS / per_day), max(span // 6, 1)))
+    if per_day * window < MIN_WINDOW_ROWS:
+        window = max(window, min(math.ceil(MIN_WINDOW_ROWS / per_day), max(span // 2, 1)))
+    window = max(window, 2 * holdout)
     if span < 3 * holdout:
         notes.append(
             f"the file spans only {span} days: a {window}-day window with a {holdout}-day "
@@ -1051,13 +1067,19 @@ def draft_settings(profile: FileProfile, name: str) -> Draft:
         performance_drop = "10%"
     small = [c for c in profile.role("categorical") if c.distinct <= MAX_ALLOWED]
     slices = [c.name for c in sorted(small, key=lambda c: (c.distinct, c.name))[:2]]
-    current_days = 7 if step == 1 else holdout
+    current_days = max(7 if step == 1 else holdout, min(holdout, span // 4 or 1))
     return Draft(
         name=name,
         time_parts=time_parts,
         window_days=window,
         holdout_days=holdout,
-        min_rows=_count_down(time.rows_per_day * 7 / 2),
+        min_rows=max(
+            1,
+            min(
+                max(_count_down(time.rows_per_day * 7 / 2), MIN_HOLDOUT_ROWS // 2),
+                _count_down(time.rows_per_day * holdout / 2),
+            ),
+        ),
         rows_per_week=time.rows_per_day * 7,
         num_leaves=leaves,
         min_child_samples=child,

@@ -13,6 +13,7 @@ meet the floors (and a config without floors gets a warning in the report).
 from __future__ import annotations
 
 import logging
+from datetime import date
 from typing import TYPE_CHECKING
 
 from retrainflow.artifacts import ArtifactStore
@@ -46,7 +47,15 @@ def run(
     champion = None
     if champion_info is not None:
         champion = registry.load_model(config.registered_model_name, champion_info.version)
-    result = metrics.challenge(config, holdout, load_model(trained), champion)
+    result = metrics.challenge(
+        config,
+        holdout,
+        load_model(trained),
+        champion,
+        champion_data_end=date.fromisoformat(champion_info.data_end)
+        if champion_info is not None and champion_info.data_end
+        else None,
+    )
     passed, challenger_metrics, champion_metrics = result.passed, result.challenger, result.champion
     ev = config.evaluation
     verdict = Verdict(
@@ -61,8 +70,10 @@ def run(
             "guardrails": dict(ev.guardrails),
             "floors": dict(ev.floors),
         },
-        slices=metrics.slice_metrics(config, holdout, result.y, result.scores),
-        rows=len(holdout),
+        slices=metrics.slice_metrics(config, result.rows, result.y, result.scores)
+        if result.scores
+        else {},
+        rows=len(result.rows),
         report_uri=str(out.file("verdict.json")),
     )
     out.write_json("verdict.json", verdict.to_dict())
