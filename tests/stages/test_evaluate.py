@@ -130,6 +130,21 @@ def test_gate(helpers, overrides, challenger, champion, passed, reason) -> None:
 REG = {"rmse": 2.0, "mae": 1.5, "r2": 0.8}
 
 
+def _regression(helpers, **evaluation: Any):  # type: ignore[no-untyped-def]
+    """The synthetic pipeline as a regression on ``y`` gated on RMSE."""
+    columns = helpers.synthetic_dict()["expectations"]["columns"]
+    columns.pop("label")
+    changes = {
+        "task": "regression",
+        "target": "y",
+        "expectations.columns": columns,
+        "evaluation.primary_metric": "rmse",
+        "evaluation.guardrails": {},
+        "evaluation.floors": {},
+    }
+    return helpers.config_with({**changes, **{f"evaluation.{k}": v for k, v in evaluation.items()}})
+
+
 @pytest.mark.parametrize(
     ("challenger", "floors", "passed"),
     [
@@ -141,18 +156,7 @@ REG = {"rmse": 2.0, "mae": 1.5, "r2": 0.8}
     ],
 )
 def test_gate_regression(helpers, challenger, floors, passed) -> None:
-    columns = helpers.synthetic_dict()["expectations"]["columns"]
-    columns.pop("label")
-    cfg = helpers.config_with(
-        {
-            "task": "regression",
-            "target": "y",
-            "expectations.columns": columns,
-            "evaluation.primary_metric": "rmse",
-            "evaluation.guardrails": {},
-            "evaluation.floors": floors,
-        }
-    )
+    cfg = _regression(helpers, floors=floors)
     assert cfg.lower_is_better
     assert gate(cfg, challenger, REG)[0] is passed
 
@@ -168,19 +172,7 @@ def test_gate_regression(helpers, challenger, floors, passed) -> None:
 )
 def test_gate_relative_min_delta(helpers, min_delta, challenger_rmse, passed, reason) -> None:
     """``min_delta`` as a share of the champion's value (issue 8): one config for any scale."""
-    columns = helpers.synthetic_dict()["expectations"]["columns"]
-    columns.pop("label")
-    cfg = helpers.config_with(
-        {
-            "task": "regression",
-            "target": "y",
-            "expectations.columns": columns,
-            "evaluation.primary_metric": "rmse",
-            "evaluation.min_delta": min_delta,
-            "evaluation.guardrails": {},
-            "evaluation.floors": {},
-        }
-    )
+    cfg = _regression(helpers, min_delta=min_delta)
     ok, reasons = gate(cfg, {**REG, "rmse": challenger_rmse}, REG)
     assert ok is passed, reasons
     assert any(reason in r for r in reasons), reasons
