@@ -598,6 +598,8 @@ def _tree(pid: int) -> list[psutil.Process]:
 
 
 def _signal_all(procs: list[psutil.Process], pgid: int, sig: signal.Signals) -> None:
+    if pgid <= 1 or pgid == os.getpgrp():  # a corrupt pid file must never reach init or us
+        raise StackError(f"refusing to signal process group {pgid}: it is not the stack's")
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
@@ -857,7 +859,8 @@ def stop(cfg: StackConfig, *, grace: float = 30) -> dict[str, bool]:
     """Stop every component: scheduler, triggerer, dag-processor, api-server, mlflow.
 
     Each component's process group (and any descendant that left it, such as task
-    processes) gets SIGTERM, then SIGKILL after ``grace`` seconds. Pid files are removed.
+    processes) gets SIGTERM, then SIGKILL after ``grace`` seconds — also the group of a
+    component that already died (its orphaned workers). Pid files are removed.
 
     Args:
         cfg: The stack configuration.
@@ -871,9 +874,29 @@ def stop(cfg: StackConfig, *, grace: float = 30) -> dict[str, bool]:
         pid = _read_pid(cfg, component)
         if pid is not None:
             _terminate(pid, grace=grace)
+        else:
+            pid = _orphaned_group(cfg, component)
+            if pid is not None:  # the component died; its workers live on in its group
+                _terminate(pid, grace=grace)
         stopped[component] = pid is not None
         _pid_file(cfg, component).unlink(missing_ok=True)
     return stopped
+
+
+def _orphaned_group(cfg: StackConfig, component: str) -> int | None:
+    """The recorded pid of a component that died while processes of its group (e.g. a
+    crashed scheduler's LocalExecutor workers, which ignore SIGTERM) still run; else None.
+
+    Each component is started as a session leader, so its pid is its group's id. When
+    that pid now belongs to another process, the group is not ours: None.
+    """
+    try:
+        pid = int(_pid_file(cfg, component).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if psutil.pid_exists(pid):
+        return None  # alive but not ours (a recycled pid), or a zombie: not an orphan group
+    return pid if _group_members(pid) else None
 
 
 def memory_mb(cfg: StackConfig) -> dict[str, float]:
