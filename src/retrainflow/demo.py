@@ -216,7 +216,11 @@ def _monitor_day(
             time.perf_counter() - t0,
         )
     log.info(
-        "%s: drift share %s, metric %s -> %s", day, check["drift_share"], check["metric"], label
+        "%s: drift share %s, metric %s -> %s",
+        day,
+        _rounded(check["drift_share"]),
+        _rounded(check["metric"]),
+        label,
     )
     return DayRow(
         day.isoformat(),
@@ -230,3 +234,8 @@ def _monitor_day(
         retrain,
         m.get("report_uri"),
     )
+
+
+def _rounded(value: float | None) -> str:
+    """A number for people (the JSON keeps it exact)."""
+    return "-" if value is None else f"{value:.3f}"
