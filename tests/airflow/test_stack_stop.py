@@ -40,11 +40,8 @@ def test_down_kills_the_workers_of_a_component_that_died(tmp_path: Path, monkeyp
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     (cfg.run_dir / "scheduler.pid").write_text(str(leader.pid))
     worker = psutil.Process(worker_pid)
-    assert (
-        worker.is_running()
-        and not psutil.pid_exists(leader.pid)
-        or (psutil.Process(leader.pid).status() == psutil.STATUS_ZOMBIE)
-    )
+    # the leader was reaped (wait): its group lives on in the worker alone
+    assert worker.is_running() and not psutil.pid_exists(leader.pid)
     try:
         stopped = stack.stop(cfg, grace=1)
         assert stopped["scheduler"] is True

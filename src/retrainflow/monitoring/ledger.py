@@ -80,11 +80,3 @@ class CheckLedger:
             for e in kept:
                 fh.write(json.dumps(json_safe(e.to_dict()), allow_nan=False) + "\n")
         os.replace(tmp, self.path)
-
-    def previous_checks(self, exclude_run_id: str | None = None) -> list[CheckResult]:
-        return [e.check for e in self.entries() if e.run_id != exclude_run_id]
-
-    def trigger_times(self, exclude_run_id: str | None = None) -> list[str]:
-        return [
-            e.triggered_at for e in self.entries() if e.triggered_at and e.run_id != exclude_run_id
-        ]

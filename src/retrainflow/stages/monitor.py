@@ -94,17 +94,15 @@ def flight_run_id(pipeline: str, champion_version: str | None, flight: int) -> s
 
 
 def _flights_started(
-    ledger: CheckLedger, pipeline: str, champion_version: str | None, exclude_run_id: str
+    earlier: list[LedgerEntry], pipeline: str, champion_version: str | None
 ) -> int:
-    """Flights the ledger records for this champion, other than this check's own."""
+    """Flights the ``earlier`` ledger entries (not this check's own) started for this champion."""
     prefix = flight_run_id(pipeline, champion_version, 0).removesuffix("0")
     return len(
         {
             e.triggered_run_id
-            for e in ledger.entries()
-            if e.run_id != exclude_run_id
-            and e.triggered_run_id
-            and e.triggered_run_id.startswith(prefix)
+            for e in earlier
+            if e.triggered_run_id and e.triggered_run_id.startswith(prefix)
         }
     )
 
@@ -174,10 +172,10 @@ def run(
     # earlier attempt, or by a concurrent check deciding the same) does not count: it
     # re-confirms it (409) instead.
     champion_version = champion.version if champion else None
+    # One read of the ledger: earlier checks, not this one's own entry (a retried attempt).
+    earlier = [e for e in ledger.entries() if e.run_id != context.run_id]
     own = flight_run_id(
-        config.name,
-        champion_version,
-        _flights_started(ledger, config.name, champion_version, context.run_id),
+        config.name, champion_version, _flights_started(earlier, config.name, champion_version)
     )
     active = trigger is not None and any(r != own for r in trigger.active_runs())
     decision = decide_retrain(
@@ -185,8 +183,8 @@ def run(
         check,
         facts,
         gate_metric=_float(champion.tags.get("challenger_metric")) if champion else None,
-        previous_checks=ledger.previous_checks(exclude_run_id=context.run_id),
-        trigger_times=ledger.trigger_times(exclude_run_id=context.run_id),
+        previous_checks=[e.check for e in earlier],
+        trigger_times=[e.triggered_at for e in earlier if e.triggered_at],
         retrain_active=active,
         new_labelled_rows=new_rows,
         now=now,
