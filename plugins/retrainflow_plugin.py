@@ -2,7 +2,8 @@
 
 * nav: a link to the MLflow UI;
 * each DAG: a "Model timeline" tab (versions, modes, parents, gates, champion periods);
-* each DAG run: a "Retrain report" tab (mode, windows, validation, gate verdict, version).
+* each DAG run: a "Retrain report" tab (mode, windows, validation, gate verdict, version);
+* on a SQLite metadata DB: the API's write gate (``retrainflow.airflow.admission``).
 
 The pages' FastAPI app requires an Airflow login (see ``retrainflow.airflow.ui``). It is
 built on first read of ``fastapi_apps``: only the API server reads it, while every task
@@ -14,6 +15,7 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
+from retrainflow.airflow.admission import WriteGate, limits_from_env
 from retrainflow.airflow.ui import create_app, mlflow_ui_url
 
 
@@ -29,10 +31,19 @@ class _FastAPIApps:
         return [{"app": _app(), "url_prefix": "/retrainflow", "name": "retrainflow"}]
 
 
+def _middlewares() -> list[dict[str, Any]]:
+    """The write gate in front of the API server, when the stack turned it on (SQLite)."""
+    limits = limits_from_env()
+    if limits is None:
+        return []
+    return [{"middleware": WriteGate, "kwargs": {"limits": limits}, "name": "retrainflow-writes"}]
+
+
 class RetrainflowPlugin(AirflowPlugin):
     name = "retrainflow"
     # Airflow reads these class attributes (hence mutable lists, as in its docs).
     fastapi_apps = _FastAPIApps()
+    fastapi_root_middlewares = _middlewares()
     external_views = [  # noqa: RUF012
         {"name": "MLflow", "href": mlflow_ui_url(), "destination": "nav", "category": "browse"},
         {

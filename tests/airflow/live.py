@@ -23,8 +23,9 @@ class Live:
 
 
 @contextmanager
-def running_stack(dag_ids: list[str]) -> Iterator[Live]:
-    """Start the stack under the current RETRAINFLOW_HOME, wait for and unpause ``dag_ids``; stop it after."""
+def running_stack(dag_ids: list[str], *, triggerer: bool = False) -> Iterator[Live]:
+    """Start the stack under the current RETRAINFLOW_HOME, wait for and unpause ``dag_ids``; stop
+    it after. The MLflow server is left out; the triggerer too unless asked for."""
     from retrainflow.airflow import stack
     from retrainflow.airflow.rest import AirflowClient
 
@@ -32,7 +33,7 @@ def running_stack(dag_ids: list[str]) -> Iterator[Live]:
         api_port=free_port(),
         mlflow_port=free_port(),
         with_mlflow_server=False,
-        with_triggerer=False,
+        with_triggerer=triggerer,
     )
     info = stack.start(scfg, timeout=240)
     try:

@@ -41,6 +41,8 @@ class FakeAirflow:
     raw_paths: list[str] = field(default_factory=list)
     bodies: list[Any] = field(default_factory=list)
     run_polls_until_success: int = 2
+    #: The next this-many trigger requests are answered 503 + Retry-After (a busy server).
+    busy_triggers: int = 0
 
     def expire_tokens(self) -> None:
         self.valid_tokens.clear()
@@ -109,6 +111,16 @@ def _make_handler(state: FakeAirflow) -> type[BaseHTTPRequestHandler]:
                 if len(segs) == 2 and method == "PATCH":
                     state.dags[dag_id] = bool((self._body() or {})["is_paused"])
                     return self._send(200, {"dag_id": dag_id, "is_paused": state.dags[dag_id]})
+                if segs[2:] == ["dagRuns"] and method == "POST" and state.busy_triggers > 0:
+                    state.busy_triggers -= 1
+                    self._body()
+                    data = b'{"detail": "busy"}'
+                    self.send_response(503)
+                    self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return None
                 if segs[2:] == ["dagRuns"] and method == "POST":
                     return self._trigger(dag_id, self._body())
                 if segs[2:] == ["dagRuns"] and method == "GET":
@@ -370,3 +382,22 @@ def test_unreachable_server_is_a_clear_error() -> None:
         client.health()
     assert err.value.status is None
     assert "Cannot reach" in str(err.value)
+
+
+def test_a_busy_server_is_retried_after_its_retry_after(fake: FakeAirflow, client) -> None:
+    """503 + Retry-After (the write gate's answer to a burst) means "nothing changed, come
+    back": the client waits and retries, and the run is created once."""
+    fake.busy_triggers = 2
+    run = client.trigger_dag_run("etl", conf={"x": 1}, run_id="busy-1")
+    assert run["dag_run_id"] == "busy-1"
+    assert fake.busy_triggers == 0
+    assert [k for k in fake.runs if k[1] == "busy-1"] == [("etl", "busy-1")]
+
+
+def test_a_server_that_stays_busy_fails_with_a_clear_error(fake: FakeAirflow, client) -> None:
+    fake.busy_triggers = AirflowClient.BUSY_RETRIES + 5
+    with pytest.raises(AirflowApiError) as info:
+        client.trigger_dag_run("etl", run_id="busy-2")
+    assert info.value.status == 503
+    assert "busy" in str(info.value) and "retried" in str(info.value)
+    assert ("etl", "busy-2") not in fake.runs

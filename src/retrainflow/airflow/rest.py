@@ -37,6 +37,8 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from retrainflow.exceptions import AirflowApiError
 
@@ -84,6 +86,9 @@ class AirflowClient:
         timeout: Seconds per HTTP request.
     """
 
+    #: Times a 503/429 answer (busy, nothing changed) is retried after its Retry-After.
+    BUSY_RETRIES = 6
+
     def __init__(self, base_url: str, username: str, password: str, timeout: float = 30) -> None:
         base = base_url.rstrip("/")
         base = base.removesuffix("/api/v2")
@@ -93,6 +98,25 @@ class AirflowClient:
         self.timeout = timeout
         self._token: str | None = None
         self._session = requests.Session()
+        # A busy server answers 503 (or 429) with Retry-After before changing anything
+        # (retrainflow.airflow.admission): wait as told and try again, a bounded number of
+        # times, for every method. Other statuses are answered as they come.
+        busy = Retry(
+            total=None,
+            connect=0,
+            read=0,
+            redirect=0,
+            other=0,
+            status=self.BUSY_RETRIES,
+            status_forcelist=(429, 503),
+            allowed_methods=None,
+            respect_retry_after_header=True,
+            backoff_factor=0.5,
+            backoff_max=10,
+            raise_on_status=False,
+        )
+        self._session.mount("http://", HTTPAdapter(max_retries=busy))
+        self._session.mount("https://", HTTPAdapter(max_retries=busy))
 
     def __repr__(self) -> str:
         return f"AirflowClient({self.base_url!r}, user={self.username!r})"
@@ -282,6 +306,12 @@ class AirflowClient:
             msg = (
                 f"{what}: conflict, the DAG run already exists ({detail}). Fix: use a new "
                 "run id or logical date, or fetch the existing run."
+            )
+        elif status in (429, 503):
+            msg = (
+                f"{what}: the API server is busy ({detail}); retried {self.BUSY_RETRIES} times "
+                "after its Retry-After. Nothing was changed. Fix: try again later, or spread "
+                "the requests out."
             )
         elif status in (400, 422):
             msg = (

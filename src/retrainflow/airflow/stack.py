@@ -459,6 +459,7 @@ def airflow_env(cfg: StackConfig) -> dict[str, str]:
         "AIRFLOW__API__WORKERS": "1",
         # database
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": str(cfg.sql_alchemy_conn),
+        **_sqlite_settings(cfg),
         # dag processor: see new files within seconds, not minutes
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
@@ -480,6 +481,20 @@ def airflow_env(cfg: StackConfig) -> dict[str, str]:
         or connection_uri(cfg),
         # The plugin's MLflow links (an env var set by the user wins, e.g. behind a proxy).
         "RETRAINFLOW_MLFLOW_UI_URL": os.environ.get("RETRAINFLOW_MLFLOW_UI_URL") or cfg.mlflow_url,
+    }
+
+
+def _sqlite_settings(cfg: StackConfig) -> dict[str, str]:
+    """A long busy timeout for a SQLite metadata DB (see :mod:`retrainflow.airflow.db_settings`)."""
+    if not str(cfg.sql_alchemy_conn).startswith("sqlite"):
+        return {}
+    mod = "retrainflow.airflow.db_settings"
+    return {
+        # SQLite has one writer: the API server admits REST writes one at a time and answers
+        # 503 + Retry-After when too many wait (retrainflow.airflow.admission).
+        "RETRAINFLOW_API_WRITE_CONCURRENCY": "1",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": f"{mod}.SQLITE_CONNECT_ARGS",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": f"{mod}.SQLITE_CONNECT_ARGS_ASYNC",
     }
 
 
@@ -631,6 +646,10 @@ def _launch(cfg: StackConfig, component: str, env: dict[str, str]) -> subprocess
     child_env = dict(env)
     if component == "mlflow":
         child_env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    if component == "api-server" and "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS" in child_env:
+        child_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = (
+            "retrainflow.airflow.db_settings.API_SERVER_CONNECT_ARGS"
+        )
     with open(log_path, "ab") as log:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         log.write(f"\n===== {stamp} retrainflow starts: {' '.join(cmd)}\n".encode())
