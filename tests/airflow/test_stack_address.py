@@ -142,3 +142,22 @@ def test_up_flags_override_and_their_absence_reads_the_record(home: Path) -> Non
     again = stack_config(parser.parse_args(["up"]))
     assert (again.api_port, again.mlflow_port) == (18080, 5000)
     assert stack_config().airflow_url == "http://127.0.0.1:18080"  # `down`, `demo`
+
+
+def test_without_a_stack_the_admin_password_goes_nowhere(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 9, finding 8: with no `up` in this home, the in-process CLI built its API
+    connection for 127.0.0.1:8080 with the admin password, for whatever listened there."""
+    cfg = stack.StackConfig(home=home)
+    _, password = stack.admin_credentials(cfg)
+    env = stack.airflow_env(cfg)
+    assert "AIRFLOW_CONN_RETRAINFLOW_API" not in env
+    assert not any(password in value for value in env.values())
+    # a stack recorded elsewhere: still no connection for the default port
+    _record(home, api_port=18080)
+    env = stack.airflow_env(stack.StackConfig(home=home, api_port=8080))
+    assert "AIRFLOW_CONN_RETRAINFLOW_API" not in env
+    # the recorded stack's own address gets it
+    env = stack.airflow_env(stack.StackConfig(home=home))
+    assert urlsplit(env["AIRFLOW_CONN_RETRAINFLOW_API"]).port == 18080

@@ -125,6 +125,8 @@ class StackConfig:
         preload_task_libraries: Start the scheduler through
             :mod:`retrainflow.airflow.preload`, so LocalExecutor's forked task processes
             inherit pandas/LightGBM/MLflow/GE/Evidently instead of importing them per task.
+        supervise: After :func:`start`, run :mod:`retrainflow.airflow.supervise`, which
+            restarts a component that dies and records each one's health.
     """
 
     home: Path | None = None
@@ -141,6 +143,7 @@ class StackConfig:
     with_mlflow_server: bool = True
     with_triggerer: bool = True
     preload_task_libraries: bool = True
+    supervise: bool = True
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser().resolve() if self.home else settings.paths().root
@@ -196,6 +199,13 @@ class StackConfig:
         return self.airflow_home / _SECRETS_FILE
 
     @property
+    def mlflow_credentials_file(self) -> Path:
+        """JSON file holding the MLflow server's admin user and password (basic-auth)."""
+        from retrainflow.airflow import mlflow_auth
+
+        return mlflow_auth.credentials_file(self.home)
+
+    @property
     def airflow_url(self) -> str:
         """Base URL of the Airflow API server (no trailing slash, no ``/api/v2``)."""
         return f"http://{self.host}:{self.api_port}"
@@ -248,6 +258,8 @@ class StackInfo:
         pids: Process id (= process group id) of each component.
         started: Components this call started (empty if everything was already up).
         startup_seconds: Wall time of the :func:`start` call.
+        mlflow_credentials_file: JSON file with the MLflow server's user and password, or
+            ``None`` if the server is not part of the stack.
     """
 
     airflow_url: str
@@ -258,6 +270,7 @@ class StackInfo:
     pids: dict[str, int]
     started: tuple[str, ...] = ()
     startup_seconds: float = 0.0
+    mlflow_credentials_file: Path | None = None
 
     @property
     def password(self) -> str:
@@ -431,6 +444,16 @@ def airflow_env(cfg: StackConfig) -> dict[str, str]:
     keys = _secrets(cfg)
     admin_credentials(cfg)
     quiet = " ".join(f"{name}=WARNING" for name in _QUIET_NAMESPACES)
+    from retrainflow.airflow import mlflow_auth
+
+    # Clients that go through the MLflow server authenticate (its basic-auth app).
+    mlflow_client = (
+        mlflow_auth.client_env(
+            cfg.home, tracking_uri=cfg.mlflow_tracking_uri, server_url=cfg.mlflow_url
+        )
+        if cfg.with_mlflow_server
+        else {}
+    )
     return {
         "RETRAINFLOW_HOME": str(cfg.home),
         "AIRFLOW_HOME": str(cfg.airflow_home),
@@ -469,19 +492,33 @@ def airflow_env(cfg: StackConfig) -> dict[str, str]:
         "AIRFLOW__LOGGING__NAMESPACE_LEVELS": quiet,
         # MLflow: tasks write to the tracking store directly
         "MLFLOW_TRACKING_URI": str(cfg.mlflow_tracking_uri),
+        **mlflow_client,
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "MLFLOW_CONFIGURE_LOGGING": "false",
         "DO_NOT_TRACK": "1",
         "GX_ANALYTICS_ENABLED": "false",
         "GIT_PYTHON_REFRESH": "quiet",
         "PYTHONUNBUFFERED": "1",
-        # The monitoring DAG reaches the REST API with this connection (an env var set by the
-        # user wins, e.g. to point at another deployment).
-        "AIRFLOW_CONN_RETRAINFLOW_API": os.environ.get("AIRFLOW_CONN_RETRAINFLOW_API")
-        or connection_uri(cfg),
+        **_api_connection(cfg),
         # The plugin's MLflow links (an env var set by the user wins, e.g. behind a proxy).
         "RETRAINFLOW_MLFLOW_UI_URL": os.environ.get("RETRAINFLOW_MLFLOW_UI_URL") or cfg.mlflow_url,
     }
+
+
+def _api_connection(cfg: StackConfig) -> dict[str, str]:
+    """``AIRFLOW_CONN_RETRAINFLOW_API``, with which the monitoring DAG reaches the REST API.
+
+    An env var set by the user wins (e.g. another deployment). Otherwise it is built only
+    for the address :func:`start` recorded for this home: the admin password is never
+    sent to a port where no stack of this home was started (something else may listen).
+    """
+    name = "AIRFLOW_CONN_RETRAINFLOW_API"
+    if os.environ.get(name):
+        return {name: os.environ[name]}
+    rec = recorded_address(cfg.home)
+    if rec and (rec["host"], rec["api_port"]) == (cfg.host, cfg.api_port):
+        return {name: connection_uri(cfg)}
+    return {}
 
 
 def _sqlite_settings(cfg: StackConfig) -> dict[str, str]:
@@ -540,6 +577,8 @@ def _command(cfg: StackConfig, component: str) -> list[str]:
     if component == "triggerer":
         return [airflow, "triggerer", "--skip-serve-logs"]
     if component == "mlflow":
+        from retrainflow.airflow import mlflow_auth
+
         art = cfg.mlflow_artifact_root
         return [
             _bin("mlflow"),
@@ -556,6 +595,7 @@ def _command(cfg: StackConfig, component: str) -> list[str]:
             str(cfg.mlflow_port),
             "--workers",
             "1",
+            *mlflow_auth.server_args(),  # MLflow's basic-auth app: no anonymous access
         ]
     raise ValueError(f"unknown component {component!r}")
 
@@ -645,7 +685,10 @@ def _launch(cfg: StackConfig, component: str, env: dict[str, str]) -> subprocess
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     child_env = dict(env)
     if component == "mlflow":
+        from retrainflow.airflow import mlflow_auth
+
         child_env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+        child_env = mlflow_auth.server_env(cfg.home, child_env)
     if component == "api-server" and "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS" in child_env:
         child_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = (
             "retrainflow.airflow.db_settings.API_SERVER_CONNECT_ARGS"
@@ -726,6 +769,7 @@ def _port_in_use(host: str, port: int) -> bool:
 
 
 def _mlflow_ok(cfg: StackConfig, timeout: float = 5) -> bool:
+    # /health stays public under the basic-auth app (mlflow.server.auth.is_unprotected_route).
     try:
         return requests.get(f"{cfg.mlflow_url}/health", timeout=timeout).status_code == 200
     except requests.RequestException:
@@ -775,6 +819,7 @@ def _info(cfg: StackConfig, started: tuple[str, ...], t0: float) -> StackInfo:
         mlflow_url=cfg.mlflow_url if cfg.with_mlflow_server else None,
         username=ADMIN_USER,
         password_file=cfg.password_file,
+        mlflow_credentials_file=cfg.mlflow_credentials_file if cfg.with_mlflow_server else None,
         log_dir=cfg.log_dir,
         pids={c: pid for c in cfg.components() if (pid := _read_pid(cfg, c)) is not None},
         started=started,
@@ -820,7 +865,10 @@ def start(cfg: StackConfig, *, timeout: float = 180) -> StackInfo:
         )
     if not missing and not _unhealthy(cfg):
         _record_address(cfg)
+        if cfg.supervise and _supervisor_pid(cfg) is None:
+            _start_supervisor(cfg)
         return _info(cfg, (), t0)
+    _stop_supervisor(cfg)  # this call starts what is missing, not the supervisor
 
     for component, port in (("api-server", cfg.api_port), ("mlflow", cfg.mlflow_port)):
         if component in missing and _port_in_use(str(cfg.host), int(port or 0)):
@@ -830,6 +878,7 @@ def start(cfg: StackConfig, *, timeout: float = 180) -> StackInfo:
                 f"({'api_port' if component == 'api-server' else 'mlflow_port'})."
             )
 
+    _record_address(cfg)  # before the processes: their retrainflow_api connection reads it
     env = _process_env(cfg)
     for d in (cfg.log_dir, cfg.run_dir, cfg.paths.mlflow_dir, cfg.paths.mlflow_artifacts):
         d.mkdir(parents=True, exist_ok=True)
@@ -871,6 +920,8 @@ def start(cfg: StackConfig, *, timeout: float = 180) -> StackInfo:
                 _pid_file(cfg, component).unlink(missing_ok=True)
         raise
     _record_address(cfg)
+    if cfg.supervise:
+        _start_supervisor(cfg)
     return _info(cfg, tuple(missing), t0)
 
 
@@ -888,6 +939,7 @@ def stop(cfg: StackConfig, *, grace: float = 30) -> dict[str, bool]:
     Returns:
         Component name to whether a running process was stopped.
     """
+    _stop_supervisor(cfg)  # first: nothing may be restarted while the stack stops
     stopped: dict[str, bool] = {}
     for component in STOP_ORDER:
         pid = _read_pid(cfg, component)
@@ -900,6 +952,88 @@ def stop(cfg: StackConfig, *, grace: float = 30) -> dict[str, bool]:
         stopped[component] = pid is not None
         _pid_file(cfg, component).unlink(missing_ok=True)
     return stopped
+
+
+_SUPERVISOR = "supervisor"
+
+
+def _supervisor_pid(cfg: StackConfig) -> int | None:
+    return _read_pid(cfg, _SUPERVISOR)
+
+
+def _start_supervisor(cfg: StackConfig) -> int:
+    """Start :mod:`retrainflow.airflow.supervise` for this stack in its own session."""
+    from retrainflow.airflow import supervise
+
+    path = supervise.save_config(cfg)
+    log_path = _log_file(cfg, _SUPERVISOR)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "retrainflow.airflow.supervise", str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_process_env(cfg),
+            cwd=str(cfg.home),
+            start_new_session=True,
+        )
+    _pid_file(cfg, _SUPERVISOR).write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def _stop_supervisor(cfg: StackConfig) -> bool:
+    """Stop the supervisor (it exits at its next 0.2 s tick). Returns whether one ran."""
+    pid = _supervisor_pid(cfg)
+    if pid is not None:
+        # Only the supervisor itself: the components it restarted are in their own sessions
+        # and belong to the stack, not to it.
+        try:
+            proc = psutil.Process(pid)
+            proc.terminate()
+            proc.wait(timeout=10)
+        except psutil.TimeoutExpired:
+            proc.kill()
+        except psutil.Error:
+            pass
+    _pid_file(cfg, _SUPERVISOR).unlink(missing_ok=True)
+    return pid is not None
+
+
+def health(cfg: StackConfig) -> dict[str, dict[str, Any]]:
+    """Each component's health, for ``retrainflow status``.
+
+    Returns:
+        Component name to ``{"process": "running" | "down", "pid", "api": "healthy" |
+        "unhealthy" | "unknown", "restarts", "last_exit", "gave_up"}``, plus a
+        ``"supervisor"`` entry (``process`` only).
+    """
+    from retrainflow.airflow import supervise
+
+    api = airflow_health(cfg)
+    keys = {"scheduler": "scheduler", "dag-processor": "dag_processor", "triggerer": "triggerer"}
+    record = (supervise.read_health(cfg) or {}).get("components", {})
+    out: dict[str, dict[str, Any]] = {}
+    for component in cfg.components():
+        pid = _read_pid(cfg, component)
+        if component == "api-server":
+            answer = "unknown" if pid is None else ("healthy" if api else "unhealthy")
+        elif component == "mlflow":
+            answer = "healthy" if pid is not None and _mlflow_ok(cfg) else "unknown"
+        else:
+            status_ = ((api or {}).get(keys[component]) or {}).get("status")
+            answer = status_ if status_ in ("healthy", "unhealthy") else "unknown"
+        rec = record.get(component, {})
+        out[component] = {
+            "process": "running" if pid is not None else "down",
+            "pid": pid,
+            "api": answer,
+            "restarts": int(rec.get("restarts") or 0),
+            "last_exit": rec.get("last_exit"),
+            "gave_up": bool(rec.get("gave_up")),
+        }
+    sup = _supervisor_pid(cfg)
+    out[_SUPERVISOR] = {"process": "running" if sup is not None else "down", "pid": sup}
+    return out
 
 
 def _orphaned_group(cfg: StackConfig, component: str) -> int | None:

@@ -29,6 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("down", help="stop the embedded stack")
     p.set_defaults(func=down_cmd)
 
+    p = sub.add_parser(
+        "status",
+        help="each stack component's process, health and restarts (exit 1 if any is not healthy)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=status_cmd)
+
 
 def stack_config(args: argparse.Namespace | None = None):
     from retrainflow.airflow.stack import StackConfig
@@ -43,7 +50,9 @@ def print_urls(info) -> None:
         f"Airflow UI:  {info.airflow_url}   (user '{info.username}', password in {info.password_file})"
     )
     if info.mlflow_url:
-        print(f"MLflow UI:   {info.mlflow_url}")
+        creds = getattr(info, "mlflow_credentials_file", None)
+        where = f"   (user and password in {creds})" if creds else ""
+        print(f"MLflow UI:   {info.mlflow_url}{where}")
     print(f"Logs:        {info.log_dir}")
 
 
@@ -55,7 +64,10 @@ def up_cmd(args: argparse.Namespace) -> int:
     print(f"stack up in {info.startup_seconds:.0f}s" if info.started else "stack already running")
     print_urls(info)
     print(f"Address:     {cfg.record_file} (the CLI and the plugin read it)")
-    print("Stop it with `retrainflow down`.")
+    print()
+    _print_health(stack.health(cfg))
+    print("A supervisor restarts a component that dies (logs/supervisor.log);")
+    print("`retrainflow status` shows this table again. Stop the stack with `retrainflow down`.")
     return 0
 
 
@@ -65,3 +77,55 @@ def down_cmd(args: argparse.Namespace) -> int:
     stopped = stack.stop(stack_config())
     print("stopped: " + (", ".join(c for c, ok in stopped.items() if ok) or "nothing was running"))
     return 0
+
+
+def status_cmd(args: argparse.Namespace) -> int:
+    import json
+
+    from retrainflow.airflow import stack
+
+    cfg = stack_config()
+    health = stack.health(cfg)
+    components = {c: h for c, h in health.items() if c != "supervisor"}
+    up = any(h["process"] == "running" for h in components.values())
+    ok = up and all(
+        h["process"] == "running" and h["api"] in ("healthy", "unknown") and not h["gave_up"]
+        for h in components.values()
+    )
+    if args.json:
+        print(json.dumps({"healthy": ok, "address": cfg.airflow_url, "components": health}))
+        return 0 if ok else 1
+    if not up:
+        print(f"The stack of {cfg.home} is not running. Start it with `retrainflow up`.")
+        return 1
+    print(f"Stack at {cfg.airflow_url} ({cfg.home})")
+    _print_health(health)
+    if not ok:
+        bad = [
+            c for c, h in components.items() if h["process"] != "running" or h["api"] == "unhealthy"
+        ]
+        print(
+            f"Not healthy: {', '.join(bad)}. Logs: {cfg.log_dir}. "
+            "`retrainflow up` starts what is missing."
+        )
+    return 0 if ok else 1
+
+
+def _print_health(health: dict) -> None:
+    from retrainflow.cli.output import print_table
+
+    rows = [
+        {
+            "component": c,
+            "process": f"{h['process']} (pid {h['pid']})" if h["pid"] else h["process"],
+            "health": h.get("api", "-"),
+            "restarts": h.get("restarts", "-"),
+            "note": (
+                "gave up restarting it: read its log"
+                if h.get("gave_up")
+                else (f"last exit code {h['last_exit']}" if h.get("last_exit") is not None else "")
+            ),
+        }
+        for c, h in health.items()
+    ]
+    print_table(rows, ["component", "process", "health", "restarts", "note"])
