@@ -515,3 +515,73 @@ def test_a_retried_promote_closes_the_run_a_killed_attempt_left_open(trained_for
     again = promote.run(other, pulled, base.features, base.train, base.verdict, registry=registry)
     assert again.version == promoted.version  # a second retry registers nothing more
     assert len(registry.versions(NAME)) == versions_before + 1
+
+
+def _promote_then_hang(home: str, args: tuple, started: str) -> None:
+    """A promote that stops inside its MLflow run (after it started, before the model is
+    logged) until it is SIGKILLed: the state a killed Airflow task leaves behind."""
+    import time
+
+    import mlflow.pyfunc
+
+    from tests.conftest import point_env
+
+    def hang(*_: Any, **__: Any) -> None:
+        Path(started).write_text("in the run")
+        time.sleep(600)
+
+    with pytest.MonkeyPatch.context() as mp:
+        point_env(mp, Path(home))
+        mp.setattr(mlflow.pyfunc, "log_model", hang)
+        config, pulled, features, train, verdict = args
+        promote.run(config, pulled, features, train, verdict, registry=Registry())
+
+
+@pytest.mark.slow
+@pytest.mark.faults
+def test_a_promote_sigkilled_inside_its_mlflow_run_is_finished_by_its_retry(
+    trained_fork, tmp_path: Path
+) -> None:
+    """Issue 9, finding 4, with a real SIGKILL: the killed attempt's MLflow run is left
+    ``RUNNING`` and nothing is registered; the retry closes that run (``KILLED``), logs its
+    own and registers exactly one version; a further retry registers nothing more."""
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    registry = Registry()
+    base = trained_fork.stateless
+    pulled = _again(base, "sigkilled-promote")
+    pulled = replace(pulled, train=replace(pulled.train, fingerprint="1" * 16))  # not a reuse
+    args = (trained_fork.config, pulled, base.features, base.train, base.verdict)
+    versions_before = len(registry.versions(NAME))
+    started = tmp_path / "started"
+    ctx = multiprocessing.get_context("spawn")
+    child = ctx.Process(
+        target=_promote_then_hang, args=(str(trained_fork.root), args, str(started))
+    )
+    child.start()
+    try:
+        deadline = time.monotonic() + 240
+        while not started.exists() and child.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert started.exists(), f"the promote never reached its MLflow run (exit {child.exitcode})"
+        experiment = registry.client.get_experiment_by_name(NAME)
+        tagged = "tags.retrain_run_id = 'sigkilled-promote'"
+        open_runs = registry.client.search_runs([experiment.experiment_id], filter_string=tagged)
+        assert [r.info.status for r in open_runs] == ["RUNNING"]
+    finally:
+        if child.pid is not None and child.is_alive():
+            os.kill(child.pid, signal.SIGKILL)
+        child.join(timeout=30)
+    assert child.exitcode == -signal.SIGKILL
+    assert len(registry.versions(NAME)) == versions_before  # nothing half-registered
+
+    promoted = promote.run(*args, registry=registry)  # Airflow's retry of the task
+    runs = registry.client.search_runs([experiment.experiment_id], filter_string=tagged)
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"]
+    assert len(registry.versions(NAME)) == versions_before + 1
+    again = promote.run(*args, registry=registry)
+    assert again.version == promoted.version
+    assert len(registry.versions(NAME)) == versions_before + 1
