@@ -494,6 +494,10 @@ class MonitoringConfig(_Strict):
     current_rows: int | None = Field(default=None, ge=100)
     #: Labels arrive this many days after the event: newer rows have no label yet.
     label_delay_days: int = Field(default=0, ge=0)
+    #: When a check renders Evidently's HTML report (seconds of work, megabytes of page):
+    #: ``on_drift`` (a column, the scores or the target drifted), ``always`` or ``never``.
+    #: The JSON summary is always written.
+    html_report: Literal["on_drift", "always", "never"] = "on_drift"
     drift: DriftConfig = Field(default_factory=DriftConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
 

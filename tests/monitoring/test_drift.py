@@ -181,3 +181,14 @@ def test_preset_engine_agrees_with_fast_path(helpers, frames) -> None:
     for name, col in fast.columns.items():
         assert preset.columns[name].method == col.method
         assert preset.columns[name].score == pytest.approx(col.score)
+
+
+def test_the_html_report_is_rendered_on_drift_only(helpers, frames, tmp_path) -> None:
+    """Issue 10: most checks find nothing; they write the JSON summary and skip the HTML."""
+    ref, cur = frames
+    cfg = helpers.config_with()
+    calm = compute_drift(cfg, ref.iloc[:3000], ref.iloc[3000:6000], render_html="on_drift")
+    assert calm.drifted_columns == [] and calm.html is None
+    assert set(save(calm, StageDir(tmp_path / "calm"))) == {"summary"}
+    drifted = compute_drift(cfg, ref.iloc[:3000], cur.iloc[:3000], render_html="on_drift")
+    assert drifted.drifted_columns and drifted.html is not None

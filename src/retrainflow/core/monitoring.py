@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from retrainflow.core.metrics import finite_or_none
 from retrainflow.core.schema import schema_diff, schema_of
@@ -61,7 +61,7 @@ def run_check(
     checked_at: datetime,
     champion_schema: dict[str, str] | None = None,
     reference_cap: int | None = None,
-    render_html: bool = True,
+    render_html: bool | Literal["on_drift"] | None = None,
     drift_sample_rows: int | None = None,
 ) -> MonitorCheck:
     """Measure drift and the live metric of ``model`` on the current window.
@@ -75,7 +75,8 @@ def run_check(
         checked_at: The check's time (data time, for replays).
         champion_schema: The champion's training schema: a difference is a schema change.
         reference_cap: A lower cap on the reference sample (the backtest's speed setting).
-        render_html: Render Evidently's HTML report.
+        render_html: Render Evidently's HTML report: ``True``, ``False``, ``"on_drift"``;
+            ``None`` (default): as ``monitoring.html_report`` says.
         drift_sample_rows: Rows per side of the drift tests (None: the drift module's default).
     """
     import numpy as np
@@ -84,6 +85,13 @@ def run_check(
     from retrainflow.monitoring.drift import DEFAULT_SAMPLE_ROWS, compute_drift
 
     mon, seed = config.monitoring, config.training.random_seed
+    html: bool | Literal["on_drift"] = (
+        render_html
+        if render_html is not None
+        else (
+            mon.html_report == "always" or ("on_drift" if mon.html_report == "on_drift" else False)
+        )
+    )
     current = sample(current, mon.current_rows, seed)
     stamp = checked_at.isoformat(timespec="seconds")
     if model is None or not len(current):
@@ -116,7 +124,7 @@ def run_check(
         reference_scores=model.predict(reference) if len(reference) else None,
         current_scores=model.predict(current),
         labelled=bool(labelled.any()),
-        render_html=render_html,
+        render_html=html,
         sample_rows=DEFAULT_SAMPLE_ROWS if drift_sample_rows is None else drift_sample_rows,
     )
     schema_changed = (

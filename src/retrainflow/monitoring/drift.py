@@ -490,7 +490,7 @@ def compute_drift(
     reference_scores: np.ndarray | None = None,
     current_scores: np.ndarray | None = None,
     labelled: bool = False,
-    render_html: bool = True,
+    render_html: bool | Literal["on_drift"] = True,
     fast: bool = True,
     sample_rows: int | None = DEFAULT_SAMPLE_ROWS,
     seed: int = 0,
@@ -509,7 +509,9 @@ def compute_drift(
         labelled: ``current`` holds the target: adds target drift and, with
             ``current_scores``, the task's metrics on the rows whose target is known.
         render_html: Also render Evidently's HTML report (costs seconds; off for checks
-            that only need the decision).
+            that only need the decision). ``"on_drift"``: only when a column, the scores or
+            the target drifted (fast path; the preset renders in the same pass, so it
+            renders whenever this is not ``False``).
         fast: Sampled Evidently stat tests (default); ``False`` runs Evidently's
             ``DataDriftPreset`` on the full frames (slow; Evidently's reference behaviour).
         sample_rows: Fast path: rows each side is sampled to (``None`` = all rows).
@@ -556,7 +558,10 @@ def compute_drift(
                 continue
             cols[p.name] = (ref, cur)
             results[p.name] = _run_stattest(p, ref, cur)
-        html = _render_html(plans, cols, results) if render_html else None
+        wanted = render_html is True or (
+            render_html == "on_drift" and any(r.drifted for r in results.values())
+        )
+        html = _render_html(plans, cols, results) if wanted else None
         engine = "stattest"
         sampled = (
             sample_rows
@@ -572,7 +577,7 @@ def compute_drift(
             reference_scores,
             current_scores,
             with_target,
-            render_html,
+            render_html is not False,
         )
         engine, sampled = "preset", None
 
