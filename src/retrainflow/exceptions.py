@@ -192,6 +192,18 @@ class AirflowApiError(RetrainflowError):
         self.status = status
 
 
+class RunInProgressError(UserError):
+    """Another live ``retrainflow`` process is running the same pipeline DAG in this home."""
+
+    code = "run_in_progress"
+
+
+class RunTimeoutError(RetrainflowError):
+    """A DAG run started through the stack did not finish in time; it goes on in the stack."""
+
+    code = "run_timeout"
+
+
 class RegistryUnavailableError(RetrainflowError):
     """The MLflow registry could not answer (outage, timeout, server error). Retryable.
 

@@ -113,6 +113,11 @@ def test_a_killed_scheduler_is_restarted_and_down_leaves_nothing(live: dict) -> 
 
     health = _wait("the supervisor to restart the scheduler", restarted, timeout=180, poll=1)
     assert health["process"] == "running"
+    # The killed scheduler's LocalExecutor workers (its process group; they ignore SIGTERM)
+    # were stopped before the new one started: none idles on.
+    assert stack._group_members(old) == [], [
+        " ".join(p.cmdline()) for p in stack._group_members(old)
+    ]
     log = (Path(live["home"]) / "logs" / "supervisor.log").read_text()
     assert "scheduler is not running" in log and "restarting it" in log
     record = supervise.read_health(scfg)

@@ -1,8 +1,10 @@
 """Run a pipeline's DAG in this process with ``dag.test()`` (no scheduler).
 
-Used by ``retrainflow retrain``: the very same DAG object the scheduler runs,
-executed task by task here, recorded in the embedded stack's metadata DB (so
-it shows in the Airflow UI afterwards).
+Used by ``retrainflow retrain`` and ``retrainflow monitor`` when the stack is down
+(:mod:`retrainflow.airflow.cli_runs` decides, holds the per-DAG lock and fails runs
+a killed CLI process left behind): the very same DAG object the scheduler runs,
+executed task by task here, recorded in the embedded stack's metadata DB (so it
+shows in the Airflow UI afterwards).
 
 Airflow reads its configuration when first imported, so :func:`prepare_env`
 must run before anything imports ``airflow``.
@@ -15,7 +17,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LocalRunResult:
-    """Outcome of one in-process DAG run."""
+    """Outcome of one DAG run the CLI started: in this process, or through the stack
+    (:mod:`retrainflow.airflow.cli_runs` builds it from the REST API then)."""
 
     dag_id: str
     run_id: str
@@ -44,6 +47,9 @@ class LocalRunResult:
     #: The last exception line of that output (``SomeError: message``), for a failure
     #: without a saved report.
     error_line: str | None = None
+    #: The run in the Airflow UI, for a run that went through the stack (``log_path`` is then
+    #: the failed task's log).
+    ui_url: str | None = None
 
 
 def prepare_env() -> None:
@@ -64,23 +70,52 @@ def prepare_env() -> None:
         marker.touch()
 
 
-def run_dag(dag_id: str, conf: dict[str, Any]) -> LocalRunResult:
-    """Run DAG ``dag_id`` (from the pipeline configs) with ``conf`` and wait for it."""
+def prepare_airflow() -> None:
+    """:func:`prepare_env`, and keep Airflow and the libraries quiet; call before importing
+    ``airflow`` in this process."""
     prepare_env()
     from retrainflow import settings
 
     settings.quiet_third_party()
     logging.getLogger("airflow").setLevel(logging.WARNING)  # before Airflow's first import logs
+
+
+def run_dag(
+    dag_id: str,
+    conf: dict[str, Any],
+    *,
+    on_run_id: Callable[[str], None] | None = None,
+) -> LocalRunResult:
+    """Run DAG ``dag_id`` (from the pipeline configs) with ``conf`` and wait for it.
+
+    Args:
+        dag_id: The DAG.
+        conf: The run's conf.
+        on_run_id: Called with the run id before the run is created (``dag.test()`` names
+            its run ``manual__<logical date>``; the date is fixed here so the id is known).
+    """
+    prepare_airflow()
+    from airflow.models.dagrun import DagRun
+    from airflow.sdk import timezone
+    from airflow.utils.types import DagRunType
+
+    from retrainflow import settings
     from retrainflow.airflow.dag_factory import build_dags
 
     dag = build_dags()[dag_id]
+    # What dag.test() does by default (now as logical date and run-after), made explicit.
+    now = timezone.utcnow()
+    if on_run_id is not None:
+        on_run_id(
+            DagRun.generate_run_id(run_type=DagRunType.MANUAL, logical_date=now, run_after=now)
+        )
     log_path = None
     if os.environ.get("RETRAINFLOW_DEBUG") == "1":
-        dr = dag.test(run_conf=conf)
+        dr = dag.test(run_conf=conf, logical_date=now, run_after=now)
     else:
         log_path = settings.paths().logs / f"{safe_name(dag_id)}-{os.getpid()}.log"
         with _output_to(log_path):
-            dr = dag.test(run_conf=conf)
+            dr = dag.test(run_conf=conf, logical_date=now, run_after=now)
     tis = {ti.task_id: ti for ti in dr.get_task_instances()}
     states = {tid: str(ti.state) for tid, ti in tis.items()}
     outputs: dict[str, Any] = {}
@@ -96,7 +131,7 @@ def run_dag(dag_id: str, conf: dict[str, Any]) -> LocalRunResult:
         str(dr.state),
         states,
         outputs,
-        _failure_report(dag_id, dr.run_id),
+        failure_report(dag_id, dr.run_id),
         str(log_path) if log_path else None,
         _last_error(log_path) if log_path and str(dr.state) != "success" else None,
     )
@@ -124,7 +159,15 @@ def _output_to(path: Path) -> Iterator[None]:
             os.close(saved[1])
 
 
-_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception): .+")
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception): .+|^KeyboardInterrupt$")
+#: What a task stopped by Ctrl-C reports (dag.test() fails the task and goes on to the end).
+INTERRUPTED = "interrupted (Ctrl-C): the task was stopped and failed"
+
+
+def unwrap_error(line: str) -> str:
+    """Airflow wraps our user errors: ``...AirflowFailException: [code] message`` ->
+    ``[code] message``; other lines are kept."""
+    return line.split("Exception: ", 1)[1] if "AirflowFailException: " in line else line
 
 
 def _last_error(path: Path) -> str | None:
@@ -136,12 +179,10 @@ def _last_error(path: Path) -> str | None:
     found = [line.strip() for line in lines if _EXCEPTION_LINE.match(line.strip())]
     if not found:
         return None
-    last = found[-1]
-    # Airflow wraps our user errors: "...AirflowFailException: [code] message" -> "[code] message"
-    return last.split("Exception: ", 1)[1] if "AirflowFailException: " in last else last
+    return INTERRUPTED if found[-1] == "KeyboardInterrupt" else unwrap_error(found[-1])
 
 
-def _failure_report(dag_id: str, run_id: str) -> dict[str, Any] | None:
+def failure_report(dag_id: str, run_id: str) -> dict[str, Any] | None:
     """The first saved stage report with ``success: false`` for this run."""
     from retrainflow.config import find_config
 

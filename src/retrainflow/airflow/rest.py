@@ -29,6 +29,7 @@ Example::
 
 from __future__ import annotations
 
+import json as _json
 import os
 import time
 from collections.abc import Iterable
@@ -500,3 +501,41 @@ class AirflowClient:
             params={"limit": 1000},
         )
         return list(body.get("task_instances", []))
+
+    def set_dag_run_state(
+        self, dag_id: str, run_id: str, state: str, note: str | None = None
+    ) -> dict[str, Any]:
+        """Set a run's state (``PATCH /api/v2/dags/{dag_id}/dagRuns/{run_id}``), e.g. ``failed``:
+        Airflow then fails its running task instances and skips those not started.
+
+        Args:
+            dag_id: The DAG id.
+            run_id: The run id.
+            state: ``success``, ``failed`` or ``queued``.
+            note: Optional note shown with the run in the UI (why its state was set).
+
+        Returns:
+            The updated run.
+        """
+        body: dict[str, Any] = {"state": state}
+        if note is not None:
+            body["note"] = note
+        return self.request("PATCH", f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}", json=body)
+
+    def get_xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """The XCom value ``key`` of a task instance (default: what the task returned), or
+        ``None`` if there is none. A value stored as JSON text is decoded."""
+        path = (
+            f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}"
+            f"/xcomEntries/{_q(key)}"
+        )
+        entry = self.request("GET", path, ok_404=True)
+        if not isinstance(entry, dict):
+            return None
+        value = entry.get("value")
+        if isinstance(value, str):
+            try:
+                return _json.loads(value)
+            except ValueError:
+                return value
+        return value

@@ -1047,8 +1047,13 @@ def _orphaned_group(cfg: StackConfig, component: str) -> int | None:
         pid = int(_pid_file(cfg, component).read_text().strip())
     except (OSError, ValueError):
         return None
-    if psutil.pid_exists(pid):
-        return None  # alive but not ours (a recycled pid), or a zombie: not an orphan group
+    try:
+        if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+            return None  # alive: the component itself, or a recycled pid that is not ours
+    except psutil.NoSuchProcess:
+        pass  # gone (reaped), or a zombie its parent has not reaped yet: dead either way
+    except psutil.Error:
+        return None
     return pid if _group_members(pid) else None
 
 

@@ -28,6 +28,8 @@ from retrainflow.exceptions import (
     RegistryError,
     RegistryUnavailableError,
     RetrainflowError,
+    RunInProgressError,
+    RunTimeoutError,
     TaskMismatchError,
     TimeColumnError,
     TimeZoneError,
@@ -56,6 +58,10 @@ NEXT_STEP: dict[type[RetrainflowError], str] = {
     RegistryError: "See the model's lineage with `retrainflow history PIPELINE`.",
     RegistryUnavailableError: "Is the MLflow server up? `retrainflow up` starts it; retry when it "
     "answers (logs under $RETRAINFLOW_HOME/logs).",
+    RunInProgressError: "Wait for that run to finish (or stop that process), then run the "
+    "command again.",
+    RunTimeoutError: "Follow the run in the Airflow UI (address above), or wait longer with "
+    "--timeout SECONDS.",
     AirflowApiError: "Is the stack up? `retrainflow up` starts it; logs are under $RETRAINFLOW_HOME/logs.",
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import date
 
-from retrainflow.cli.output import explain_failed_run, print_json, print_table
+from retrainflow.cli.output import add_timeout_arg, explain_failed_run, print_json, print_table
 from retrainflow.core.modes import Mode
 
 HISTORY_COLUMNS = [
@@ -29,7 +29,9 @@ PERIOD_COLUMNS = ["seq", "version", "since", "until", "data_end", "reason"]
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "retrain", help="run retrain__PIPELINE in this process (the same DAG, via dag.test)"
+        "retrain",
+        help="run retrain__PIPELINE: through the stack when it is up, else in this process "
+        "(the same DAG, via dag.test)",
     )
     p.add_argument("pipeline")
     p.add_argument(
@@ -42,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="default: the pipeline's training.mode",
     )
     p.add_argument("--reason", default="cli")
+    add_timeout_arg(p)
     p.set_defaults(func=retrain_cmd)
 
     p = sub.add_parser(
@@ -63,14 +66,14 @@ def _shown(value: float | None) -> str:
 
 
 def retrain_cmd(args: argparse.Namespace) -> int:
-    from retrainflow.airflow.local_run import run_dag
+    from retrainflow.airflow.cli_runs import run_pipeline_dag
     from retrainflow.config import find_config
 
     cfg = find_config(args.pipeline)
     conf = {"reason": args.reason, "window_end": (args.date or date.today()).isoformat()}
     if args.mode:
         conf["mode"] = args.mode
-    result = run_dag(cfg.retrain_dag_id, conf)
+    result = run_pipeline_dag(cfg.retrain_dag_id, conf, command="retrain", timeout=args.timeout)
     print_table([{"task": t, "state": s} for t, s in result.task_states.items()], ["task", "state"])
     promoted = result.outputs.get("promote")
     if promoted:

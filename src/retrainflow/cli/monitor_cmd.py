@@ -1,17 +1,18 @@
-"""``retrainflow monitor``: one monitoring check, in this process."""
+"""``retrainflow monitor``: one monitoring check (through the stack when it is up)."""
 
 from __future__ import annotations
 
 import argparse
 from datetime import date
 
-from retrainflow.cli.output import explain_failed_run, print_json, print_table
+from retrainflow.cli.output import add_timeout_arg, explain_failed_run, print_json, print_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "monitor",
-        help="run monitor__PIPELINE in this process (drift, performance, trigger decision)",
+        help="run monitor__PIPELINE (drift, performance, trigger decision): through the stack "
+        "when it is up, else in this process",
     )
     p.add_argument("pipeline")
     p.add_argument(
@@ -24,11 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--on-demand", action="store_true", help="ask for a retrain whatever the rules say"
     )
     p.add_argument("--json", action="store_true")
+    add_timeout_arg(p)
     p.set_defaults(func=monitor_cmd)
 
 
 def monitor_cmd(args: argparse.Namespace) -> int:
-    from retrainflow.airflow.local_run import run_dag
+    from retrainflow.airflow.cli_runs import run_pipeline_dag
     from retrainflow.config import find_config
     from retrainflow.exceptions import UserError
 
@@ -40,7 +42,14 @@ def monitor_cmd(args: argparse.Namespace) -> int:
         "trigger": not args.no_trigger,
         "on_demand": args.on_demand,
     }
-    result = run_dag(cfg.monitor_dag_id, conf)
+    # The retrain DAG's stale runs too: the check's single flight counts them as active.
+    result = run_pipeline_dag(
+        cfg.monitor_dag_id,
+        conf,
+        command="monitor",
+        timeout=args.timeout,
+        also_clean=(cfg.retrain_dag_id,),
+    )
     manifest = result.outputs.get("check")
     if args.json:
         print_json({"state": result.state, "run_id": result.run_id, "check": manifest})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -9,12 +10,26 @@ from typing import Any
 from retrainflow.jsonsafe import json_safe
 
 
+def add_timeout_arg(parser: argparse.ArgumentParser) -> None:
+    """``--timeout`` of the commands that run a DAG (used when the run goes through the stack;
+    the default is ``retrainflow.airflow.cli_runs.DEFAULT_TIMEOUT``, not imported to keep
+    ``--help`` fast)."""
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=1800.0,
+        metavar="SECONDS",
+        help="when the stack is up: how long to wait for the run (default %(default).0f); "
+        "the run goes on in the stack after that",
+    )
+
+
 def print_json(payload: Any) -> None:
     print(json.dumps(json_safe(payload), indent=2, allow_nan=False))
 
 
 def explain_failed_run(result: Any, what: str) -> None:
-    """Say why an in-process DAG run failed: what is wrong (from the saved stage report, or
+    """Say why a DAG run the CLI started failed: what is wrong (from the saved stage report, or
     the run's last error), what to try next, and where the report and the full log are."""
     from retrainflow.cli.main import next_step_for_code
 
@@ -33,8 +48,14 @@ def explain_failed_run(result: Any, what: str) -> None:
         print(f"next: {step}")
     if report:
         print(f"report: {report['path']}")
+    ui_url = getattr(result, "ui_url", None)  # set for a run that went through the stack
     if result.log_path:
-        print(f"log: {result.log_path} (RETRAINFLOW_DEBUG=1 prints it here)")
+        where = (
+            f"the task's log; the run: {ui_url}" if ui_url else "RETRAINFLOW_DEBUG=1 prints it here"
+        )
+        print(f"log: {result.log_path} ({where})")
+    elif ui_url:
+        print(f"run: {ui_url}")
 
 
 def fmt(value: Any) -> str:

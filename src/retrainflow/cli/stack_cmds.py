@@ -60,6 +60,7 @@ def up_cmd(args: argparse.Namespace) -> int:
     from retrainflow.airflow import stack
 
     cfg = stack_config(args)
+    _refuse_during_in_process_runs(cfg)
     info = stack.start(cfg)
     print(f"stack up in {info.startup_seconds:.0f}s" if info.started else "stack already running")
     print_urls(info)
@@ -69,6 +70,24 @@ def up_cmd(args: argparse.Namespace) -> int:
     print("A supervisor restarts a component that dies (logs/supervisor.log);")
     print("`retrainflow status` shows this table again. Stop the stack with `retrainflow down`.")
     return 0
+
+
+def _refuse_during_in_process_runs(cfg) -> None:
+    """A scheduler started now would pick up the task instances of a CLI's in-process
+    (``dag.test()``) run too: wait for it instead."""
+    from retrainflow.airflow import cli_runs, stack
+    from retrainflow.exceptions import StackError
+
+    if stack.status(cfg).get("scheduler"):
+        return  # the CLI runs of a running stack go through its REST API
+    busy = cli_runs.live_cli_runs(cfg.run_dir)
+    if busy:
+        who = ", ".join(f"`retrainflow {o.command}` (pid {o.pid}) runs {o.dag_id}" for o in busy)
+        raise StackError(
+            f"Not starting the stack while {who} in its own process: the scheduler would run "
+            "that run's tasks too. Fix: wait for it to finish (or stop it), then run "
+            "`retrainflow up`."
+        )
 
 
 def down_cmd(args: argparse.Namespace) -> int:
