@@ -149,7 +149,9 @@ def test_the_stack_turns_the_gate_on_for_sqlite_only(tmp_path, monkeypatch) -> N
     sqlite_env = stack.airflow_env(stack.StackConfig(home=tmp_path))
     assert sqlite_env[CONCURRENCY_ENV] == "1"
     assert sqlite_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"].endswith("CONNECT_ARGS")
+    assert sqlite_env["AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_ENABLED"] == "False"
     pg = stack.StackConfig(home=tmp_path, sql_alchemy_conn="postgresql://u@127.0.0.1/airflow")
     pg_env = stack.airflow_env(pg)
     assert CONCURRENCY_ENV not in pg_env
     assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS" not in pg_env
+    assert "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_ENABLED" not in pg_env

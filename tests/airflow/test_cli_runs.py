@@ -196,6 +196,12 @@ def stack_cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helpers: Any) -> 
 
     helpers.point_env(monkeypatch, tmp_path)
     monkeypatch.delenv("AIRFLOW_CONN_RETRAINFLOW_API", raising=False)
+    # The REST path exports the stack's MLflow settings into os.environ (as a CLI process
+    # should): have them restored after the test.
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(key, os.environ.get(key, ""))  # records the value to restore
+        if not os.environ[key]:
+            monkeypatch.delenv(key)
     return stack.StackConfig(api_port=18080, mlflow_port=15000, with_mlflow_server=False)
 
 

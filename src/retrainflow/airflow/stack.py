@@ -530,6 +530,10 @@ def _sqlite_settings(cfg: StackConfig) -> dict[str, str]:
         # SQLite has one writer: the API server admits REST writes one at a time and answers
         # 503 + Retry-After when too many wait (retrainflow.airflow.admission).
         "RETRAINFLOW_API_WRITE_CONCURRENCY": "1",
+        # No connection pool: opening a SQLite connection costs well under a millisecond,
+        # while the default pool (5 + 10) ran dry under a burst and the API server's reads
+        # then waited 30 s for a connection and failed (seen in CI after 100 triggers).
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_ENABLED": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": f"{mod}.SQLITE_CONNECT_ARGS",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": f"{mod}.SQLITE_CONNECT_ARGS_ASYNC",
     }
