@@ -398,19 +398,24 @@ def _query(db: Path, sql: str) -> list[tuple[Any, ...]]:
         return []  # not created yet, or busy: ask again
 
 
-def _start_and_kill(
-    home: Path, args: list[str], when: str, deadline_s: float = 300
-) -> tuple[int, bool]:
-    """Start ``retrainflow ARGS`` and SIGKILL its process group as soon as ``when`` holds:
-    ``"pull"`` (its first task runs) or ``"promote"`` (promote runs and, ideally, has opened
-    its MLflow run). Returns the killed pid and whether an MLflow run was open."""
-    proc = subprocess.Popen(
+def _spawn_cli(home: Path, args: list[str]) -> subprocess.Popen[bytes]:
+    """``retrainflow ARGS`` for ``home``, quiet, in its own process group (to be killed)."""
+    return subprocess.Popen(
         [CLI, *args],
         env=_env(home),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def _start_and_kill(
+    home: Path, args: list[str], when: str, deadline_s: float = 300
+) -> tuple[int, bool]:
+    """Start ``retrainflow ARGS`` and SIGKILL its process group as soon as ``when`` holds:
+    ``"pull"`` (its first task runs) or ``"promote"`` (promote runs and, ideally, has opened
+    its MLflow run). Returns the killed pid and whether an MLflow run was open."""
+    proc = _spawn_cli(home, args)
     airflow_db, mlflow_db = home / "airflow" / "airflow.db", home / "mlflow" / "mlflow.db"
     t0 = time.monotonic()
     promote_since = None
@@ -502,13 +507,7 @@ def test_a_cli_retrain_killed_during_promote_blocks_nothing(seeded: Any, home: A
 def test_a_second_cli_run_of_the_same_pipeline_is_refused(seeded: Any, home: Any) -> None:
     root = home.root
     args = ["retrain", "synthetic", "--date", "2023-02-15", "--mode", "stateless"]
-    first = subprocess.Popen(
-        [CLI, *args],
-        env=_env(root),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    first = _spawn_cli(root, args)
     try:
         lock = cli_runs.lock_path(root / "run", DAG)
         deadline = time.monotonic() + 120

@@ -44,6 +44,7 @@ import psutil
 
 from retrainflow.airflow import local_run, stack
 from retrainflow.airflow.local_run import LocalRunResult
+from retrainflow.artifacts import atomic_path
 from retrainflow.exceptions import (
     AirflowApiError,
     RunInProgressError,
@@ -192,9 +193,8 @@ class RunLock:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _write(self, owner: LockOwner) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(asdict(owner), indent=2) + "\n")
-        os.replace(tmp, self.path)
+        with atomic_path(self.path) as tmp:
+            tmp.write_text(json.dumps(asdict(owner), indent=2) + "\n")
 
     def acquire(self) -> LockOwner | None:
         """Take the lock; returns the dead owner it replaced, if any.

@@ -196,15 +196,10 @@ def write_config(home: Path | None = None, creds: MlflowCredentials | None = Non
             return path
     except OSError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from retrainflow.artifacts import atomic_path
+
+    with atomic_path(path) as tmp:  # mkstemp: created 0600
+        tmp.write_text(text)
     return path
 
 

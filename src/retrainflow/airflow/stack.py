@@ -326,11 +326,10 @@ def _record_address(cfg: StackConfig) -> None:
         "mlflow_url": cfg.mlflow_url,
         "with_mlflow_server": cfg.with_mlflow_server,
     }
-    path = cfg.record_file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, path)
+    from retrainflow.artifacts import atomic_path
+
+    with atomic_path(cfg.record_file) as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def mlflow_ui_url(home: Path | None = None) -> str:

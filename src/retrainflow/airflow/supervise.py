@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from retrainflow.airflow import stack
+from retrainflow.artifacts import atomic_path
 
 log = logging.getLogger("retrainflow.supervisor")
 
@@ -91,12 +92,8 @@ def save_config(cfg: stack.StackConfig) -> Path:
         for name in _CONFIG_FIELDS
     }
     path = config_file(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # mkstemp: created 0600
+        tmp.write_text(json.dumps(data, indent=2))
     return path
 
 
@@ -193,10 +190,8 @@ class Supervisor:
             "supervisor_pid": os.getpid(),
             "components": {c: h.to_dict() for c, h in self.health.items()},
         }
-        path = health_file(self.cfg)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
-        os.replace(tmp, path)
+        with atomic_path(health_file(self.cfg)) as tmp:
+            tmp.write_text(json.dumps(record, indent=2) + "\n")
 
     def run(self) -> None:
         log.warning(
