@@ -21,12 +21,12 @@ RUN apt-get update \
 
 WORKDIR /opt/retrainflow-src
 COPY requirements.lock pyproject.toml README.md ./
-RUN uv pip install --system --no-cache -r requirements.lock
+RUN uv pip install --system --no-cache --compile-bytecode -r requirements.lock
 COPY src ./src
 COPY dags ./dags
 COPY plugins ./plugins
 COPY config ./config
-RUN uv pip install --system --no-cache --no-deps . \
+RUN uv pip install --system --no-cache --compile-bytecode --no-deps . \
     && useradd --create-home --uid 50000 airflow \
     && mkdir -p "$AIRFLOW_HOME" "$RETRAINFLOW_HOME" \
     && chown -R airflow "$AIRFLOW_HOME" "$RETRAINFLOW_HOME"
