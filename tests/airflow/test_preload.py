@@ -14,11 +14,9 @@ _PROBE = """
 import json, sys
 from retrainflow.airflow import preload
 preload.preload()
-from mlflow.store.db.base_sql_model import Base
 from mlflow.utils import requirements_utils
 print(json.dumps({
     "missing": [m for m in preload.MODULES if m not in sys.modules],
-    "mappers_pending": bool(Base.registry._new_mappers),
     "package_map": requirements_utils._PACKAGES_TO_MODULES is not None,
     "sql_store": "mlflow.store.tracking.sqlalchemy_store" in sys.modules,
 }))
@@ -32,7 +30,6 @@ def test_preload_imports_and_warms_what_tasks_would_pay_for() -> None:
     state = json.loads(out.stdout.strip().splitlines()[-1])
     assert state == {
         "missing": [],
-        "mappers_pending": False,
         "package_map": True,
         "sql_store": True,
     }
@@ -41,13 +38,13 @@ def test_preload_imports_and_warms_what_tasks_would_pay_for() -> None:
 def test_a_failing_warm_up_is_a_warning_not_a_crash(caplog: pytest.LogCaptureFixture) -> None:
     from retrainflow.airflow import preload
 
-    def boom() -> None:
+    def boom(*_: object) -> None:
         raise RuntimeError("MLflow moved things")
 
-    import mlflow.store.db.base_sql_model as base
+    import mlflow.utils.requirements_utils as requirements
 
     monkey = pytest.MonkeyPatch()
-    monkey.setattr(base.Base.registry, "configure", boom)
+    monkey.setattr(requirements, "warn_dependency_requirement_mismatches", boom)
     try:
         with caplog.at_level("WARNING", logger="retrainflow.airflow.preload"):
             preload.warm()

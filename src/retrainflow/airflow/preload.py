@@ -12,12 +12,12 @@ imported at DAG-parse time.
 Importing is not all a task would otherwise pay on its first MLflow or model call, so
 :func:`warm` also does, once, the work MLflow defers to first use and keeps for the rest of
 the process (measured in one task process forked from a preloaded scheduler, one-week warm
-start of ``flights``): importing its SQL tracking / registry stores (~2.5 s; every task
-that opens the registry), configuring their SQLAlchemy mappers (~1–2 s of it), and the map
-of installed distributions that ``mlflow.pyfunc.load_model`` checks a model's requirements
-against (~0.6 s in each of features, train, evaluate). All of it is pure Python state —
-no thread, file handle or connection is opened — so it is safe to inherit through
-``fork``.
+start of ``flights``): importing its SQL tracking / registry stores (~2.5 s in every task
+that opens the registry, most of it configuring their SQLAlchemy mappers, which the import
+does), and the map of installed distributions that ``mlflow.pyfunc.load_model`` checks a
+model's requirements against (~0.6 s in each of features, train and evaluate). Both are pure
+Python state — no thread, file handle or connection is opened — so they are safe to inherit
+through ``fork``.
 """
 
 from __future__ import annotations
@@ -82,10 +82,8 @@ def warm() -> None:
     """Do once what MLflow otherwise does on first use in every task (see the module doc)."""
     log = logging.getLogger(__name__)
     try:
-        from mlflow.store.db.base_sql_model import Base
         from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
 
-        Base.registry.configure()
         # Builds and caches MLflow's package -> modules map (installed distributions);
         # "mlflow" itself is always satisfied, so nothing is printed.
         warn_dependency_requirement_mismatches(["mlflow"])
