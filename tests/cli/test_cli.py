@@ -550,3 +550,26 @@ def test_the_validate_report_carries_the_error(trained_fork, helpers) -> None:
     report = json.loads(Path(info.value.report_uri).read_text())
     assert report["error"]["code"] == "validation_failed"
     assert "column 'x1'" in report["error"]["message"]
+
+
+def test_console_script_keeps_the_exit_code_and_flushes_its_output(tmp_path: Path) -> None:
+    """``retrainflow`` (:func:`retrainflow.cli.main.run`) exits with main()'s code, output intact."""
+    missing = tmp_path / "missing.yaml"
+    bad = subprocess.run(
+        [sys.executable, "-m", "retrainflow.cli.main", "validate-config", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert bad.returncode == 1
+    assert f"{missing}: cannot be read" in bad.stdout
+    good = subprocess.run(
+        [sys.executable, "-m", "retrainflow.cli.main", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert good.returncode == 0
+    assert "Continual training for tabular models" in good.stdout

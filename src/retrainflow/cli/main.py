@@ -8,6 +8,7 @@ and exits 1; a traceback is shown only with ``RETRAINFLOW_DEBUG=1``.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -151,5 +152,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run() -> None:
+    """The ``retrainflow`` console script: :func:`main`, then a quick exit.
+
+    A command that ran a pipeline holds a large heap (pandas, LightGBM, MLflow, Great
+    Expectations, Airflow); the interpreter's final garbage collection walked all of it for
+    ~11 s after the last line was printed (a CLI retrain on a loaded 2-core host; 0.5 s with
+    the heap frozen). ``gc.freeze()`` moves every live object out of the collector's reach;
+    atexit handlers, log and file flushing still run as usual.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
