@@ -27,7 +27,14 @@ bag = DagBag(dag_folder=sys.argv[1])
 out = {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": {}}
 for dag_id, dag in bag.dags.items():
     out["dags"][dag_id] = {
-        "tasks": {t.task_id: {"retries": t.retries, "type": type(t).__name__} for t in dag.tasks},
+        "tasks": {
+            t.task_id: {
+                "retries": t.retries,
+                "type": type(t).__name__,
+                "multiple_outputs": getattr(t, "multiple_outputs", None),
+            }
+            for t in dag.tasks
+        },
         "max_active_runs": dag.max_active_runs,
         "params": sorted(dag.params.keys()),
         "description": dag.description,
@@ -103,8 +110,11 @@ def test_every_config_yields_its_retrain_dag(parsed: dict, name: str) -> None:
     retried = {"pull", "features", "train", "evaluate", "promote"}
     assert all(tasks[tid]["retries"] == 2 for tid in retried)
     assert all(t["retries"] == 0 for tid, t in tasks.items() if tid not in retried)
+    # One XCom per stage (its manifest), not one more per key of it.
+    assert {tid: t["multiple_outputs"] for tid, t in tasks.items()} == dict.fromkeys(tasks, False)
     monitor = parsed["dags"][f"monitor__{name}"]
     assert list(monitor["tasks"]) == ["check"]
+    assert monitor["tasks"]["check"]["multiple_outputs"] is False
     assert monitor["max_active_runs"] == 1
     assert {"check_date", "on_demand", "trigger", "api_conn_id"} <= set(monitor["params"])
 
@@ -131,6 +141,7 @@ def test_manual_promotion_adds_a_human_approval(tmp_path: Path) -> None:
     tasks = out["dags"]["retrain__manualpipe"]["tasks"]
     assert tasks["approve_champion"]["type"] == "ApprovalOperator"
     assert {"needs_approval", "crown"} <= set(tasks)
+    assert tasks["crown"]["multiple_outputs"] is False
 
 
 def test_invalid_config_is_visible_and_does_not_hide_others(tmp_path: Path) -> None:

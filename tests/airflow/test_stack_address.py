@@ -161,3 +161,12 @@ def test_without_a_stack_the_admin_password_goes_nowhere(
     # the recorded stack's own address gets it
     env = stack.airflow_env(stack.StackConfig(home=home))
     assert urlsplit(env["AIRFLOW_CONN_RETRAINFLOW_API"]).port == 18080
+
+
+def test_the_scheduler_idle_sleep_is_the_stack_setting(home: Path) -> None:
+    """A finished task's successor waits at most one idle loop of the scheduler."""
+    assert stack.airflow_env(stack.StackConfig(home=home))[
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"
+    ] == str(stack.StackConfig.scheduler_idle_sleep)
+    slow = stack.StackConfig(home=home, scheduler_idle_sleep=1.0)
+    assert stack.airflow_env(slow)["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"] == "1.0"

@@ -64,7 +64,12 @@ TEST_TRIGGER = "test"
 DEFAULT_TIMEOUT = 1800.0
 #: Seconds to wait for the DAG processor to have parsed the DAG.
 DAG_PARSE_TIMEOUT = 180.0
-POLL_SECONDS = 2.0
+#: Seconds between two looks at a run through the stack (two reads, never gated) ...
+POLL_SECONDS = 0.5
+#: ... for the first this many seconds of a run (small runs end within seconds), then
+#: :data:`SLOW_POLL_SECONDS`.
+FAST_POLL_FOR = 60.0
+SLOW_POLL_SECONDS = 2.0
 #: Create times of one process read at different moments differ by rounding only.
 _CREATE_TIME_SLACK = 1.0
 
@@ -630,7 +635,8 @@ def _wait(
                     f"on in the stack: {url}",
                     run_id=run_id,
                 )
-            time.sleep(POLL_SECONDS)
+            elapsed = time.monotonic() - t0
+            time.sleep(POLL_SECONDS if elapsed < FAST_POLL_FOR else SLOW_POLL_SECONDS)
     finally:
         progress.done()
 
