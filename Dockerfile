@@ -12,7 +12,8 @@ ENV PYTHONUNBUFFERED=1 \
     AIRFLOW__CORE__PLUGINS_FOLDER=/opt/retrainflow-src/plugins \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
     MLFLOW_DISABLE_TELEMETRY=true \
-    DO_NOT_TRACK=1
+    DO_NOT_TRACK=1 \
+    OMP_WAIT_POLICY=PASSIVE
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libgomp1 curl \

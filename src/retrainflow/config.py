@@ -251,6 +251,10 @@ class TrainingConfig(_Strict):
 
     estimator: Literal["lightgbm", "sgd", "random_forest", "hist_gradient_boosting"] = "lightgbm"
     #: Hyperparameters of the estimator (checked against the estimator's own names).
+    #: LightGBM's ``num_threads`` (default 1) is a number (0: OpenMP's default, every CPU) or
+    #: ``auto``: per fit, as many as the CPUs other processes leave idle, and one for fits
+    #: under 200k rows (:func:`retrainflow.core.training.choose_threads`); the lineage
+    #: records the choice (tags ``fit_threads``, ``fit_threads_reason``).
     params: dict[str, int | float | str | bool] = Field(default_factory=dict)
     mode: Mode = Mode.AUTO
     #: Days of data in a stateless training window.
@@ -276,7 +280,21 @@ class TrainingConfig(_Strict):
             raise ValueError(
                 f"unknown hyperparameter(s) {unknown} for estimator '{self.estimator}'"
             )
+        threads = self.params.get("num_threads")
+        if self.estimator == "lightgbm" and threads is not None and not _valid_threads(threads):
+            raise _FieldError(
+                "training.params.num_threads",
+                "must be 'auto' (as many threads as idle CPUs, per fit) or a whole number "
+                f">= 0 (0: every CPU); got {threads!r}",
+            )
         return self
+
+
+def _valid_threads(value: object) -> bool:
+    """``training.params.num_threads`` of LightGBM: ``"auto"`` or an int >= 0."""
+    if value == "auto":
+        return True
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _estimator_param_names(estimator: str) -> frozenset[str]:

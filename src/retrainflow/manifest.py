@@ -143,6 +143,17 @@ class TrainManifest(Manifest):
     #: Process RSS (MiB) when fitting started, training frame already loaded;
     #: ``peak_rss_mb - start_rss_mb`` is what the fit itself added.
     start_rss_mb: float = 0.0
+    #: LightGBM threads of the fit (None: another estimator), and why: ``configured (...)``
+    #: or ``auto: ...`` (:func:`retrainflow.core.training.fit_threads`).
+    fit_threads: int | None = None
+    fit_threads_reason: str = ""
+    #: OpenMP's wait policy in the fitting process (``PASSIVE``, ``default``...).
+    omp_wait_policy: str = ""
+    #: Usable CPUs; busy CPUs (this fit included) and 1/5/15-minute load averages as the
+    #: ``auto`` choice saw them (None / empty for a configured number).
+    cpus: int | None = None
+    busy_cpus: float | None = None
+    load_average: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -170,3 +170,12 @@ def test_the_scheduler_idle_sleep_is_the_stack_setting(home: Path) -> None:
     ] == str(stack.StackConfig.scheduler_idle_sleep)
     slow = stack.StackConfig(home=home, scheduler_idle_sleep=1.0)
     assert stack.airflow_env(slow)["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"] == "1.0"
+
+
+def test_the_stack_runs_openmp_passive_unless_the_operator_says_otherwise(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert stack.airflow_env(stack.StackConfig(home=home))["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert stack.airflow_env(stack.StackConfig(home=home))["OMP_WAIT_POLICY"] == "ACTIVE"

@@ -66,8 +66,10 @@ MODULES = (
 def preload(modules: tuple[str, ...] = MODULES) -> float:
     """Import ``modules`` quietly; returns the seconds it took. Missing ones are skipped."""
     from retrainflow import settings
+    from retrainflow.core.training import prepare_openmp
 
     settings.quiet_third_party()
+    prepare_openmp()  # before lightgbm is imported: OpenMP reads its settings once
     t0 = time.perf_counter()
     for name in modules:
         try:

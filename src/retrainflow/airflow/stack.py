@@ -505,6 +505,9 @@ def airflow_env(cfg: StackConfig) -> dict[str, str]:
         "GX_ANALYTICS_ENABLED": "false",
         "GIT_PYTHON_REFRESH": "quiet",
         "PYTHONUNBUFFERED": "1",
+        # LightGBM's OpenMP threads sleep instead of spinning while they wait (read once, when
+        # the preloading scheduler imports lightgbm); an operator's own value wins.
+        **{k: os.environ.get(k) or v for k, v in _openmp_env().items()},
         **_api_connection(cfg),
         # The plugin's MLflow links (an env var set by the user wins, e.g. behind a proxy).
         "RETRAINFLOW_MLFLOW_UI_URL": os.environ.get("RETRAINFLOW_MLFLOW_UI_URL") or cfg.mlflow_url,
@@ -543,6 +546,12 @@ def _sqlite_settings(cfg: StackConfig) -> dict[str, str]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": f"{mod}.SQLITE_CONNECT_ARGS",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": f"{mod}.SQLITE_CONNECT_ARGS_ASYNC",
     }
+
+
+def _openmp_env() -> dict[str, str]:
+    from retrainflow.core.training import OPENMP_ENV
+
+    return OPENMP_ENV
 
 
 def _process_env(cfg: StackConfig) -> dict[str, str]:

@@ -10,6 +10,12 @@ estimator (:class:`~retrainflow.model.TabularModel`). The sequence is:
    estimator continued (:func:`continue_estimator`, ``training.warm_start.method``);
 3. :func:`assemble`: transformer + estimator, which predicts from raw rows.
 
+How many threads a LightGBM fit uses is decided per fit (:func:`fit_threads`:
+``training.params.num_threads``, a number or ``auto``), and OpenMP's threads are
+asked not to spin while they wait (:func:`prepare_openmp`): on a shared host,
+spinning threads waiting for a descheduled sibling made the same fit cost 6-9x the
+CPU of a one-thread fit (``benchmarks/fit_contention.py``).
+
 :func:`train_model` runs the whole sequence in memory (backtest, freshness); the
 DAG runs step 1 in its ``features`` stage and steps 2–3 in ``train`` (they are
 separate tasks so that features can be inspected), through the same functions.
@@ -20,6 +26,11 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -117,14 +128,156 @@ def replay_sample(
     return older.sample(n=min(n, len(older)), random_state=random_state)
 
 
-def lightgbm_params(config: PipelineConfig) -> tuple[dict[str, Any], int]:
-    """LightGBM core params and the number of boosting rounds for a full fit."""
+#: ``training.params.num_threads: auto``: as many threads as there are idle usable CPUs
+#: (:func:`choose_threads`).
+AUTO = "auto"
+#: ``auto`` gives a LightGBM fit one thread per this many rows at most: below it a second
+#: thread does not pay for its synchronisation (benchmarks/README.md, ``fit_contention.py``:
+#: at 20k-150k flights rows 2 threads were slower than 1 even in wall time on a half-busy
+#: machine; the full year, 337k rows, gained <= ~15 % wall on an idle one).
+MIN_ROWS_PER_THREAD = 100_000
+#: The OpenMP setting under which LightGBM fits (:func:`prepare_openmp`): a waiting
+#: thread sleeps instead of spinning. OpenMP (libgomp) reads it once, when LightGBM's
+#: library is loaded, so it must be in the environment before ``import lightgbm``
+#: (the Airflow stack's and the CLI's environment; this module sets it when it can).
+OPENMP_ENV: dict[str, str] = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def prepare_openmp() -> str:
+    """Put :data:`OPENMP_ENV` into the environment if LightGBM is not loaded yet; returns
+    the wait policy LightGBM's OpenMP runs with (as far as this process can tell).
+
+    A value already in the environment is kept (an operator's choice wins). Once
+    LightGBM is imported, OpenMP has read its settings: then nothing is changed, and
+    the answer is the inherited value, or ``"default"`` (libgomp: spin a while, then
+    sleep) when none was set.
+    """
+    name = "OMP_WAIT_POLICY"
+    if "lightgbm" not in sys.modules:
+        for key, value in OPENMP_ENV.items():
+            os.environ.setdefault(key, value)
+    return os.environ.get(name, "").upper() or "default"
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask; all CPUs where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def busy_cpus(samples: int = 5, interval: float = 0.02) -> tuple[float | None, tuple[float, ...]]:
+    """How many CPUs are busy, this process included: the larger of the 1-minute load
+    average and the runnable tasks now (Linux ``/proc/loadavg``, mean of ``samples``
+    readings); also the load averages (1, 5, 15 minutes), for the record.
+
+    The load average lags a minute behind a burst that just started; the runnable count
+    sees it at once but flickers, hence both. ``(None, ())`` where neither is known.
+    """
+    try:
+        load = tuple(round(v, 2) for v in os.getloadavg())
+    except (AttributeError, OSError):
+        load = ()
+    running: list[int] = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg") as fh:
+                running.append(int(fh.read().split()[3].split("/")[0]))
+        except (OSError, ValueError, IndexError):
+            break
+        if i + 1 < samples:
+            time.sleep(interval)
+    signals = [*load[:1], *([sum(running) / len(running)] if running else [])]
+    return (round(max(signals), 2) if signals else None), load
+
+
+def choose_threads(
+    setting: int | str, *, rows: int, cpus: int, busy: float | None
+) -> tuple[int, str]:
+    """LightGBM threads for one fit, and why (the pure policy of :func:`fit_threads`).
+
+    An integer is used as configured. ``auto`` is the least of: the usable CPUs;
+    the idle ones — ``cpus`` less what other processes keep busy (``busy`` counts this
+    process as one, rounded to the nearest CPU); and one thread per
+    :data:`MIN_ROWS_PER_THREAD` rows (small fits: a second thread does not pay). At
+    least one.
+
+    Args:
+        setting: ``training.params.num_threads``: a number (0: OpenMP's default, all
+            CPUs) or ``"auto"``.
+        rows: Rows of the fit.
+        cpus: Usable CPUs (:func:`usable_cpus`).
+        busy: Busy CPUs, this process included (:func:`busy_cpus`); None: unknown (idle).
+
+    Returns:
+        ``(threads, reason)``.
+    """
+    if setting != AUTO:
+        return int(setting), f"configured (training.params.num_threads: {setting})"
+    others = max(0.0, (busy or 0.0) - 1.0)
+    idle = max(0, min(cpus, math.floor(cpus - others + 0.5)))
+    by_rows = max(1, rows // MIN_ROWS_PER_THREAD)
+    threads = max(1, min(cpus, idle, by_rows))
+    seen = "unknown load" if busy is None else f"{busy:g} busy (this fit included)"
+    why = [f"{cpus} CPUs", seen, f"{idle} idle"]
+    if by_rows < min(cpus, idle):
+        why.append(f"{rows:,} rows < {MIN_ROWS_PER_THREAD * (by_rows + 1):,} for another thread")
+    return threads, f"auto: {', '.join(why)}"
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """How a fit was threaded; the train stage records it in the lineage."""
+
+    #: LightGBM threads (``num_threads``); None for another estimator.
+    threads: int | None
+    #: ``configured (...)`` or ``auto: ...`` (:func:`choose_threads`).
+    reason: str
+    #: OpenMP's wait policy in this process (:func:`prepare_openmp`).
+    omp_wait_policy: str
+    cpus: int
+    #: Busy CPUs the choice saw, this process included (:func:`busy_cpus`).
+    busy: float | None = None
+    #: 1-, 5- and 15-minute load averages when the choice was made.
+    load_average: tuple[float, ...] = ()
+
+
+def fit_threads(config: PipelineConfig, rows: int) -> ThreadChoice:
+    """The threads of one fit of ``rows`` rows under ``config`` (and OpenMP's wait policy).
+
+    LightGBM only: ``training.params.num_threads`` (default 1) as configured, or
+    ``auto`` (:func:`choose_threads`). The load is read only for ``auto``.
+    """
+    cpus = usable_cpus()
+    if config.training.estimator != "lightgbm":
+        return ThreadChoice(None, f"not LightGBM ({config.training.estimator})", "", cpus)
+    policy = prepare_openmp()
+    setting = config.training.params.get("num_threads", 1)
+    busy, load = busy_cpus() if setting == AUTO else (None, ())
+    assert isinstance(setting, int | str)
+    threads, reason = choose_threads(setting, rows=rows, cpus=cpus, busy=busy)
+    return ThreadChoice(threads, reason, policy, cpus, busy, load)
+
+
+def lightgbm_params(
+    config: PipelineConfig, threads: int | None = None
+) -> tuple[dict[str, Any], int]:
+    """LightGBM core params and the number of boosting rounds for a full fit.
+
+    ``threads`` (:func:`fit_threads`) replaces ``num_threads``; without it an ``auto``
+    setting becomes 1.
+    """
     params: dict[str, Any] = {
         "verbosity": -1,
         "num_threads": 1,
         "seed": config.training.random_seed,
     }
     params.update(config.training.params)
+    if threads is not None:
+        params["num_threads"] = threads
+    elif params["num_threads"] == AUTO:
+        params["num_threads"] = 1
     rounds = int(params.pop("n_estimators", 200))
     params["objective"] = "binary" if config.task == "binary_classification" else "regression"
     return params, rounds
@@ -140,6 +293,7 @@ def import_fitting_libraries(config: PipelineConfig) -> None:
     import sklearn.preprocessing
 
     if config.training.estimator == "lightgbm":
+        prepare_openmp()
         import lightgbm  # noqa: F401
     else:
         import sklearn.ensemble
@@ -180,18 +334,22 @@ def fit_estimator(
     y: np.ndarray,
     categorical: list[str],
     parent: Any | None = None,
+    *,
+    threads: ThreadChoice | None = None,
 ) -> Any:
     """Fit a new estimator, or continue ``parent`` when given (warm start).
 
     A warm start uses the pipeline's ``training.warm_start`` settings
-    (:func:`continue_estimator`).
+    (:func:`continue_estimator`). ``threads``: the choice :func:`fit_threads` made for
+    these rows (made here when not given).
     """
     if parent is not None:
-        return continue_estimator(config, parent, X, y, categorical)
+        return continue_estimator(config, parent, X, y, categorical, threads=threads)
     if config.training.estimator == "lightgbm":
+        threads = threads or fit_threads(config, len(X))
         import lightgbm as lgb
 
-        params, rounds = lightgbm_params(config)
+        params, rounds = lightgbm_params(config, threads.threads)
         data = lgb.Dataset(
             X, label=y, categorical_feature=categorical or "auto", free_raw_data=True
         )
@@ -210,6 +368,7 @@ def continue_estimator(
     decay_rate: float | None = None,
     num_boost_round: int | None = None,
     max_trees: int | None = None,
+    threads: ThreadChoice | None = None,
 ) -> Any:
     """Continue a fitted estimator on new rows; ``parent`` itself is never modified.
 
@@ -243,6 +402,8 @@ def continue_estimator(
         decay_rate: Overrides ``warm_start.decay_rate``.
         num_boost_round: Overrides ``warm_start.num_boost_round``.
         max_trees: Overrides ``warm_start.max_trees`` (default ``n_estimators``).
+        threads: LightGBM's threads for these rows (:func:`fit_threads`; made here when
+            not given); a refit uses them too, whatever its parent was fitted with.
 
     Returns:
         The new estimator.
@@ -269,10 +430,18 @@ def continue_estimator(
             else:
                 est.partial_fit(X, y)
         return est
+    threads = threads or fit_threads(config, len(X))
+    n = threads.threads
     import lightgbm as lgb
 
+    def refit(base: Any) -> Any:
+        if n is None:
+            return base.refit(X, y, decay_rate=decay)
+        # num_threads: the leaf prediction (kwargs) and the new booster (its params).
+        return base.refit(X, y, decay_rate=decay, num_threads=n, dataset_params={"num_threads": n})
+
     def append(base: Any) -> Any:
-        params, _ = lightgbm_params(config)
+        params, _ = lightgbm_params(config, n)
         data = lgb.Dataset(
             X, label=y, categorical_feature=categorical or "auto", free_raw_data=True
         )
@@ -288,9 +457,9 @@ def continue_estimator(
     if method == "append":
         return append(parent)
     if method == "refit":
-        return parent.refit(X, y, decay_rate=decay)
+        return refit(parent)
     if method == "refit_append":
-        return append(parent.refit(X, y, decay_rate=decay))
+        return append(refit(parent))
     if method != "bounded":
         raise ValueError(f"unknown warm-start method {method!r}")
     grown = append(parent)
@@ -301,7 +470,7 @@ def continue_estimator(
         return grown
     oldest = max(0, min(full_fit, keep - rounds))
     trimmed = _select_trees(grown, [*range(oldest), *range(total - keep + oldest, total)])
-    return trimmed.refit(X, y, decay_rate=decay)
+    return refit(trimmed)
 
 
 def _select_trees(booster: Any, trees: list[int]) -> Any:

@@ -112,6 +112,12 @@ def lineage_tags(
         "train_cpu_seconds": trained.train_cpu_seconds,
         "train_wall_seconds": trained.train_wall_seconds,
         "peak_rss_mb": trained.peak_rss_mb,
+        # How the fit was threaded (core.training.fit_threads); "" for another estimator.
+        "fit_threads": trained.fit_threads,
+        "fit_threads_reason": trained.fit_threads_reason,
+        "omp_wait_policy": trained.omp_wait_policy,
+        "fit_busy_cpus": trained.busy_cpus,
+        "fit_load_average": " ".join(f"{v:g}" for v in trained.load_average),
         "warm_starts_since_full": pulled.warm_starts_since_full,
         "schema": json.dumps(pulled.schema, sort_keys=True),
         "gate_passed": "true" if verdict.passed else "false",
@@ -188,6 +194,10 @@ def _log_run(
                     "rows": trained.rows,
                     "features": len(features.feature_names),
                     **{f"param_{k}": v for k, v in trained.params.items()},
+                    # num_threads may be "auto": what the fit used, and why
+                    "fit_threads": "none" if trained.fit_threads is None else trained.fit_threads,
+                    "fit_threads_reason": trained.fit_threads_reason,
+                    "omp_wait_policy": trained.omp_wait_policy or "none",
                 }
             )
             metrics = {f"holdout_{k}": v for k, v in verdict.challenger.items() if _finite(v)}

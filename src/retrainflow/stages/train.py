@@ -8,7 +8,9 @@ registry is never modified.
 
 The output is a :class:`~retrainflow.model.TabularModel` (transformer +
 estimator) pickled to ``model.pkl``, plus its cost: CPU and wall seconds and
-the process's peak memory while fitting.
+the process's peak memory while fitting, and how the fit was threaded
+(:func:`~retrainflow.core.training.fit_threads`: threads, why, OpenMP's wait
+policy, the load seen), which promote records in the lineage.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def run(
 
     from retrainflow.stages.features import TARGET
 
+    training.prepare_openmp()  # before anything here loads LightGBM (the parent model does)
     store = store or ArtifactStore(config.artifact_root_uri())
     out = store.stage(config.name, pulled.context.run_id, STAGE)
     frame = pd.read_parquet(features.train_uri)
@@ -62,9 +65,10 @@ def run(
             config.registered_model_name, pulled.parent_version
         ).estimator
     frame_mb = float(frame.memory_usage(deep=True).sum()) / 2**20
+    threads = training.fit_threads(config, len(frame))
     with measure() as cost:
         estimator = training.fit_estimator(
-            config, frame, y, features.categorical_features, parent_estimator
+            config, frame, y, features.categorical_features, parent_estimator, threads=threads
         )
     model = training.assemble(config, transformer, estimator)
     path = out.write_with("model.pkl", lambda p: p.write_bytes(pickle.dumps(model)))
@@ -82,10 +86,17 @@ def run(
         train_frame_mb=round(frame_mb, 2),
         model_size_kb=round(path.stat().st_size / 1024, 1),
         params=dict(config.training.params),
+        fit_threads=threads.threads,
+        fit_threads_reason=threads.reason,
+        omp_wait_policy=threads.omp_wait_policy,
+        cpus=threads.cpus,
+        busy_cpus=threads.busy,
+        load_average=list(threads.load_average),
     )
     out.write_json("manifest.json", manifest.to_dict())
     log.info(
-        "train %s: %s %s on %d rows in %.1fs (cpu %.1fs, peak %.0f MiB)",
+        "train %s: %s %s on %d rows in %.1fs (cpu %.1fs, peak %.0f MiB); threads %s, %s, "
+        "OMP_WAIT_POLICY %s",
         config.name,
         pulled.mode,
         config.training.estimator,
@@ -93,6 +104,9 @@ def run(
         cost.wall_seconds,
         cost.cpu_seconds,
         cost.peak_rss_mb,
+        threads.threads,
+        threads.reason,
+        threads.omp_wait_policy,
     )
     return manifest
 
