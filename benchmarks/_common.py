@@ -218,3 +218,37 @@ def median(values: Sequence[float | None]) -> float | None:
         return None
     mid = len(clean) // 2
     return clean[mid] if len(clean) % 2 else (clean[mid - 1] + clean[mid]) / 2
+
+
+def load_average() -> list[float]:
+    """1/5/15-minute load averages: other work on the machine skews every timing."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (the affinity mask where there is one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def parse_ts(value: str | None) -> datetime | None:
+    """An ISO timestamp (as the REST API returns them); naive ones are taken as UTC."""
+    if not value:
+        return None
+    ts = datetime.fromisoformat(str(value))
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+def seconds_between(a: datetime | None, b: datetime | None) -> float | None:
+    """``b - a`` in seconds (``None`` when either is missing)."""
+    return None if a is None or b is None else round((b - a).total_seconds(), 3)
