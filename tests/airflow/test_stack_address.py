@@ -179,3 +179,35 @@ def test_the_stack_runs_openmp_passive_unless_the_operator_says_otherwise(
     assert stack.airflow_env(stack.StackConfig(home=home))["OMP_WAIT_POLICY"] == "PASSIVE"
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     assert stack.airflow_env(stack.StackConfig(home=home))["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_warming_the_execution_api_is_one_anonymous_request(home: Path) -> None:
+    """What ``start`` sends a new API server so the first task does not wait for it."""
+    import http.server
+    import threading
+
+    seen: list[tuple[str, str, str | None]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_PATCH(self) -> None:  # noqa: N802 - http.server's naming
+            seen.append((self.command, self.path, self.headers.get("Authorization")))
+            self.send_response(401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cfg = stack.StackConfig(home=home, api_port=server.server_address[1])
+        assert stack.warm_execution_api(cfg, timeout=10) is not None
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [
+        ("PATCH", "/execution/task-instances/00000000-0000-0000-0000-000000000000/run", None)
+    ]
+    # Nothing listening: a warning, no exception (the first task pays the build then).
+    assert stack.warm_execution_api(cfg, timeout=5) is None

@@ -54,6 +54,7 @@ _CONFIG_FIELDS = (
     "with_mlflow_server",
     "with_triggerer",
     "preload_task_libraries",
+    "scheduler_idle_sleep",
 )
 
 
@@ -179,6 +180,8 @@ class Supervisor:
             log.error("could not start %s: %s", component, exc)
             return
         self._children[component] = proc
+        if component == "api-server":
+            stack.warm_execution_api(self.cfg, timeout=120)
         health.restarts += 1
         health.recent.append(now)
         health.last_restart = datetime.now(UTC).isoformat(timespec="seconds")
