@@ -17,6 +17,8 @@ Usage::
     python benchmarks/backtest_goals.py PATH/TO/backtest.json [--json OUT]
 
 prints one table per goal and writes ``benchmarks/results/backtest_goals.json``.
+``retrainflow backtest`` ends by printing this command for its ``backtest.json``
+(it prints no verdict itself: these are the project's development goals).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ once for the module and shared by the tests that only read it.
 from __future__ import annotations
 
 import dataclasses
+import io
 import itertools
 import json
 import shutil
@@ -20,6 +21,7 @@ import pytest
 
 from retrainflow import settings
 from retrainflow.backtest import (
+    DEFAULT_BATCH_DAYS,
     SCHEMA_VERSION,
     STEP_FIELDS,
     SUMMARY_COLUMNS,
@@ -30,6 +32,7 @@ from retrainflow.backtest import (
     save,
     select_strategies,
 )
+from retrainflow.backtest.progress import BacktestProgress, ProgressTracker, expected_work
 from retrainflow.exceptions import UserError
 
 ROWS_PER_DAY = 400
@@ -402,12 +405,18 @@ def test_strategy_specs_and_defaults(helpers: Any) -> None:
         "stateless_full",
         "stateless_window",
         "warm_append",
-        "warm_replay",
         "warm_refit",
         "hybrid",
         "policy",
         "oracle",
     } <= set(names)
+    # the dominated, costly LightGBM variants only on request (by name or "all")
+    everything = [s.name for s in default_strategies(cfg, extras=True)]
+    assert not set(names) & {"warm_replay", "warm_reservoir", "warm_refit_append"}
+    assert set(everything) - set(names) == {"warm_replay", "warm_reservoir", "warm_refit_append"}
+    assert [s.name for s in select_strategies(cfg, ["all"])] == everything
+    assert [s.name for s in select_strategies(cfg, None)] == names
+    assert select_strategies(cfg, ["warm_reservoir"])[0].replay_source == "reservoir"
     weekly = {s.name: s.retrain_every for s in default_strategies(cfg, batch_days=1)}
     assert weekly["stateless_window"] == 7 and weekly["oracle"] == 1
     assert [s.name for s in select_strategies(cfg, ["oracle", "static"])] == ["oracle", "static"]
@@ -525,7 +534,7 @@ def test_parallel_replay_gives_the_sequential_results(
         "monitor_cpu_seconds",
         "cumulative_cpu_seconds",
     }
-    lines: list[str] = []
+    events: list[BacktestProgress] = []
     with pytest.MonkeyPatch.context() as mp:
         helpers.point_env(mp, tmp_path)
         par = run_backtest(
@@ -537,10 +546,14 @@ def test_parallel_replay_gives_the_sequential_results(
             drift_sample_rows=2000,
             jobs=2,
             strategies=[s for s in STRATEGIES if s.name in names],
-            progress=lines.append,
+            progress=events.append,
         )
     assert par.strategy_names == names  # the given order, whatever order they finished in
-    assert len(lines) == len(names) and all("batches done" in line for line in lines)
+    # progress counts the steps finished in the workers, one event per step
+    n_steps = len(names) * len(par.steps_of("static"))
+    assert [e.done for e in events] == list(range(1, n_steps + 1))
+    assert {e.total for e in events} == {n_steps} and events[-1].fraction == 1.0
+    assert {e.strategy for e in events} == set(names)
     for name in names:
         ours = [
             {k: v for k, v in r.to_dict().items() if k not in timing} for r in par.steps_of(name)
@@ -552,3 +565,222 @@ def test_parallel_replay_gives_the_sequential_results(
         run_backtest(small_config(helpers), jobs=0)
     with pytest.raises(UserError, match="unique names"):
         run_backtest(small_config(helpers), strategies=[STRATEGIES[0], STRATEGIES[0]])
+
+
+# -- defaults, progress and the goal line (issue 10) -------------------------------------------
+
+
+def test_weekly_batches_by_default_and_cadences_keep_their_meaning(helpers: Any) -> None:
+    import inspect
+
+    from retrainflow.cli import backtest_cmd
+    from retrainflow.cli.main import build_parser
+
+    assert DEFAULT_BATCH_DAYS == 7 == backtest_cmd.DEFAULT_BATCH_DAYS
+    assert inspect.signature(run_backtest).parameters["batch_days"].default == 7
+    parser = build_parser()
+    assert parser.parse_args(["backtest", "flights"]).batch_days == 7
+    assert parser.parse_args(["backtest", "flights", "--daily"]).batch_days == 1
+    assert parser.parse_args(["backtest", "flights", "--batch-days", "3"]).batch_days == 3
+    assert parser.parse_args(["backtest", "flights", "--jobs", "auto"]).jobs is None
+    with pytest.raises(SystemExit):  # one cadence or the other
+        parser.parse_args(["backtest", "flights", "--daily", "--batch-days", "3"])
+
+    cfg = helpers.config_with()
+    weekly = {s.name: s for s in default_strategies(cfg)}
+    daily = {s.name: s for s in default_strategies(cfg, batch_days=1)}
+    periodic = [n for n, s in weekly.items() if s.kind not in ("static", "policy", "oracle")]
+    assert periodic and "stateless_full" in periodic and "warm_refit" in periodic
+    for name in periodic:  # "weekly" strategies retrain every 7 days at both batch sizes
+        assert weekly[name].retrain_every == 1 and "every 7 days" in weekly[name].description
+        assert daily[name].retrain_every == 7 and "every 7 days" in daily[name].description
+    # the oracle and the policy run at every batch: they say so, in days
+    assert "every batch (7 days)" in weekly["oracle"].description
+    assert "every day" in daily["oracle"].description and "every day" in daily["policy"].description
+    # weekly, the oracle *is* stateless_window (replayed once); daily it is not
+    assert weekly["oracle"].replay_key() == weekly["stateless_window"].replay_key()
+    assert daily["oracle"].replay_key() != daily["stateless_window"].replay_key()
+    # a name that seeds random draws (a replay sample) keeps twins apart
+    w = Strategy("a", "warm_start", replay_fraction=0.2)
+    assert w.replay_key() != dataclasses.replace(w, name="b").replay_key()
+    s = Strategy("a", "stateless", window_days=30)
+    assert s.replay_key() == dataclasses.replace(s, name="b", description="x").replay_key()
+
+
+def test_twin_strategies_are_replayed_once(
+    template_home: Path, helpers: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An oracle on weekly batches is stateless_window: one set of fits serves both; and
+    a later stateless fit of the same window is made once for the strategies that ask
+    for it (warm-up fits are each strategy's own)."""
+    from retrainflow.core import training
+
+    shutil.copytree(settings.Paths(template_home).lake, settings.Paths(tmp_path).lake)
+    helpers.point_env(monkeypatch, tmp_path)
+    fits: list[int] = []
+    real = training.train_model
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        fits.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_model", counting)
+    events: list[BacktestProgress] = []
+    twins = [
+        Strategy("static", "static", window_days=30),
+        Strategy("stateless_window", "stateless", window_days=30),
+        Strategy("oracle", "oracle", window_days=30),
+        Strategy("every_2", "stateless", window_days=30, retrain_every=2),
+    ]
+    res = run_backtest(
+        small_config(helpers),
+        start=START,
+        end=date(2023, 3, 1),
+        warmup_days=WARMUP_DAYS,
+        strategies=twins,
+        progress=events.append,
+    )
+    assert res.batch_days == 7
+    assert res.strategy_names == ["static", "stateless_window", "oracle", "every_2"]
+    window, oracle = res.steps_of("stateless_window"), res.steps_of("oracle")
+    static, every_2 = res.steps_of("static"), res.steps_of("every_2")
+    assert len(window) == 5 and all(r.retrained for r in oracle)
+    assert [r.retrained for r in every_2] == [True, False, True, False, True]
+    # 5 (stateless_window = oracle) + static's and every_2's own warm-up fits; every_2's
+    # steps 2 and 4 are stateless_window's fits (the same model, the same measured cost)
+    assert len(fits) == 5 + 2
+    for i in (2, 4):
+        assert every_2[i].metric == window[i].metric
+        assert every_2[i].train_cpu_seconds == window[i].train_cpu_seconds > 0
+    assert static[0].metric == window[0].metric  # a deterministic fit of the same window
+    assert [dataclasses.replace(r, strategy="x") for r in window] == [
+        dataclasses.replace(r, strategy="x") for r in oracle
+    ]
+    # the progress counts the steps actually replayed
+    assert [e.done for e in events] == list(range(1, 16)) and events[-1].total == 15
+
+
+def test_progress_tracker_weighs_steps_and_estimates_the_time_left() -> None:
+    now = [100.0]
+    events: list[BacktestProgress] = []
+    tracker = ProgressTracker({"cheap": [1, 1], "dear": [2, 6]}, events.append, lambda: now[0])
+    assert tracker.total == 4 and tracker.done == 0
+    now[0] = 110.0
+    first = tracker.advance("dear", 0, "2023-01-01", 0.75)
+    assert first is not None and events == [first]
+    assert first.done == 1 and first.fraction == pytest.approx(0.2)
+    assert first.eta_seconds == pytest.approx(40.0)  # 10 s for a fifth of the work
+    assert "20% 1/4 steps, 0:10 elapsed, ETA 0:40 (dear 2023-01-01 0.750)" in first.line()
+    now[0] = 120.0
+    tracker.advance("cheap", 1, "2023-01-08", None)  # both steps of "cheap" at once
+    assert events[-1].done == 3 and events[-1].fraction == pytest.approx(0.4)
+    assert tracker.advance("cheap", 0, "2023-01-01", None) is None  # late message: ignored
+    now[0] = 3845.0
+    last = tracker.advance("dear", 1, "2023-01-08", 0.5)
+    assert last is not None and last.done == 4 and last.fraction == 1.0
+    assert last.eta_seconds == 0.0 and "1:02:25 elapsed" in last.line()
+    assert len(events) == 3
+
+
+def test_expected_work_follows_the_rows_a_step_trains_on(helpers: Any) -> None:
+    import pandas as pd
+
+    from retrainflow.data.frame import TimeFrame
+
+    cfg = helpers.config_with()
+    days = pd.date_range("2023-01-01", periods=70, freq="D")
+    frame = pd.DataFrame({cfg.time_column: days.repeat(10), cfg.target: 0})
+    data = TimeFrame(cfg, frame)
+    start = date(2023, 1, 1)
+    batches = [(start + timedelta(days=d), start + timedelta(days=d + 7)) for d in (28, 35, 42)]
+
+    def work(s: Strategy) -> list[float]:
+        return expected_work(data, start, s, batches)
+
+    assert work(Strategy("s", "static", window_days=14)) == [70 + 140, 70, 70]
+    assert work(Strategy("f", "stateless")) == [70 + 280, 70 + 350, 70 + 420]  # all history
+    assert work(Strategy("w", "stateless", window_days=14)) == [210, 210, 210]
+    assert work(Strategy("o", "oracle", window_days=14)) == [210, 210, 210]
+    assert work(Strategy("a", "warm_start", window_days=14, replay_fraction=0.5)) == [
+        210,
+        70 + 105,
+        70 + 105,
+    ]
+    every_2 = Strategy("a2", "warm_start", window_days=14, retrain_every=2)
+    assert work(every_2) == [210, 70, 70 + 140]
+    hybrid = Strategy("h", "hybrid", window_days=14, full_refit_every=1)
+    assert work(hybrid) == [210, 70 + 70, 70 + 140]  # a warm start, then a full window
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _events(n: int) -> list[BacktestProgress]:
+    tracker = ProgressTracker({"s": [1.0] * n}, None, lambda: 0.0)
+    out = [tracker.advance("s", i, f"2023-01-{i + 1:02d}", 0.5) for i in range(n)]
+    return [e for e in out if e is not None]
+
+
+def test_progress_bar_on_a_terminal_and_in_a_log() -> None:
+    from retrainflow.cli.backtest_cmd import ProgressBar
+
+    term = _Terminal()
+    bar = ProgressBar(term, interval=0.0)
+    for event in _events(4):
+        bar(event)
+    bar.close()
+    text = term.getvalue()
+    assert text.count("\r\033[K") == 4 and text.endswith("\n") and text.count("\n") == 1
+    assert "[" + "#" * 24 + "] 100% 4/4 steps" in text and "ETA 0:00" in text
+
+    throttled = _Terminal()  # a long interval shows the first event and the last
+    bar = ProgressBar(throttled, interval=3600.0)
+    for event in _events(4):
+        bar(event)
+    assert throttled.getvalue().count("\r") == 2 and "4/4 steps" in throttled.getvalue()
+
+    log = io.StringIO()  # not a terminal: a line per tenth of the work, and the end
+    bar = ProgressBar(log)
+    for event in _events(50):
+        bar(event)
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 10 and "\r" not in log.getvalue()
+    assert lines[0].startswith(" 10% 5/50 steps") and lines[-1].startswith("100% 50/50 steps")
+    assert all("ETA" in line for line in lines)
+
+
+def test_cli_backtest_defaults_progress_and_goal_line(
+    seeded: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from retrainflow.cli.backtest_cmd import GOALS_SCRIPT
+    from retrainflow.cli.main import main
+
+    # the script the goal line names exists (in a source checkout)
+    assert (Path(__file__).resolve().parents[1] / GOALS_SCRIPT).is_file()
+    args = ["backtest", "synthetic", "--start", "2023-02-01", "--end", "2023-03-08"]
+    args += ["--warmup-days", "20", "--strategies", "static,warm_refit", "--out"]
+    assert main([*args, str(tmp_path / "w")]) == 0
+    out, err = capsys.readouterr()
+    data = json.loads((tmp_path / "w" / "backtest.json").read_text())
+    assert data["batch_days"] == 7 and len(data["steps"]) == 2 * 3  # 15 days: 3 weeks
+    # stderr is not a terminal here: sparse lines with the ETA, the last at 100 %
+    progress = err.strip().splitlines()
+    assert 1 <= len(progress) <= 11 and progress[-1].startswith("100% 6/6 steps")
+    # the goal verdict is not the product's: the line says so and how to get it
+    assert "goals: no verdict here" in out
+    assert f"python {GOALS_SCRIPT} {tmp_path / 'w' / 'backtest.json'}" in out
+    assert "no warm-start comparison: it needs stateless on all history (stateless_full) " in out
+    assert "no policy comparison: it needs static, oracle [missing]" in out
+
+    assert main([*args, str(tmp_path / "d"), "--daily", "--jobs", "1", "--json"]) == 0
+    out, err = capsys.readouterr()
+    summary = json.loads(out)
+    assert summary["goal_check"] == f"python {GOALS_SCRIPT} {tmp_path / 'd' / 'backtest.json'}"
+    daily = json.loads((tmp_path / "d" / "backtest.json").read_text())
+    assert daily["batch_days"] == 1 and len(daily["steps"]) == 2 * 15
+    assert err == ""  # --json: progress only on a terminal
+    assert main([*args, str(tmp_path / "x"), "--jobs", "0"]) == 1
+    assert "--jobs must be >= 1 or 'auto'" in capsys.readouterr().err

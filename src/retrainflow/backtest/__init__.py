@@ -3,7 +3,8 @@
 ``retrainflow backtest PIPELINE`` answers "which retraining strategy would have
 served this pipeline best, and at what cost?" without Airflow. The data is read
 once through :func:`~retrainflow.data.sources.make_source` (sorted by the time
-column) and cut into batches of ``batch_days`` days. At every step each
+column) and cut into batches of ``batch_days`` days (weekly by default,
+:data:`DEFAULT_BATCH_DAYS`; daily on request). At every step each
 strategy first (maybe) trains on rows strictly *before* the batch, then scores
 the batch (**test-then-train**, "prequential" evaluation): every metric is a
 forward-in-time score of the model a deployment would have served.
@@ -44,19 +45,28 @@ figure to compare strategies by;
 ``monitor_cpu_seconds`` is the policy's monitoring check; ``rows_read`` the rows
 a retrain read (for a warm start: new rows plus the replay sample).
 
+Cost: strategies with the same behaviour (:meth:`Strategy.replay_key`, e.g. the oracle and
+``stateless_window`` on weekly batches) are replayed once, and strategies that fit the
+same stateless window at a later step (``hybrid``'s full refits and ``stateless_window``)
+share that fit (each still records its measured cost).
+``progress`` receives a :class:`~retrainflow.backtest.progress.BacktestProgress` per
+step with an ETA; ``jobs > 1`` replays strategies in worker processes (same results).
+
 Results: :class:`BacktestResult` (per-step :class:`StepRecord`; ``to_dict`` is the
 stable JSON schema ``SCHEMA_VERSION``), :meth:`BacktestResult.summary` (one row per
 strategy), :meth:`BacktestResult.comparisons` (ratios against the references; the
-project's goals for them are judged in ``benchmarks/backtest_goals.py``, not here)
+project's goals for them are judged in ``benchmarks/backtest_goals.py``, not here: they
+are the project's development targets, not a property of a user's pipeline)
 and :func:`save` (``backtest.json``, ``metric_over_time.png``,
 ``cumulative_compute.png``).
 
 Files: :mod:`.strategies` (what a strategy is, the defaults), :mod:`.engine` (the
-replay), :mod:`.result` (records, summary, comparisons), :mod:`.report` (JSON, plots,
-MLflow).
+replay), :mod:`.progress` (progress events, the ETA), :mod:`.result` (records, summary,
+comparisons), :mod:`.report` (JSON, plots, MLflow).
 """
 
 from retrainflow.backtest.engine import run_backtest
+from retrainflow.backtest.progress import BacktestProgress
 from retrainflow.backtest.report import log_to_mlflow, save
 from retrainflow.backtest.result import (
     SCHEMA_VERSION,
@@ -66,6 +76,7 @@ from retrainflow.backtest.result import (
     StepRecord,
 )
 from retrainflow.backtest.strategies import (
+    DEFAULT_BATCH_DAYS,
     Strategy,
     default_strategies,
     load_strategies,
@@ -74,9 +85,11 @@ from retrainflow.backtest.strategies import (
 from retrainflow.data.frame import TimeFrame
 
 __all__ = [
+    "DEFAULT_BATCH_DAYS",
     "SCHEMA_VERSION",
     "STEP_FIELDS",
     "SUMMARY_COLUMNS",
+    "BacktestProgress",
     "BacktestResult",
     "StepRecord",
     "Strategy",

@@ -15,6 +15,7 @@ batch, then scores it (test-then-train). What a step does is the DAG's code:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import pickle
@@ -27,8 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from retrainflow.backtest.progress import BacktestProgress, ProgressTracker, expected_work
 from retrainflow.backtest.result import SCHEMA_VERSION, BacktestResult, StepRecord
 from retrainflow.backtest.strategies import (
+    DEFAULT_BATCH_DAYS,
     Strategy,
     check_strategies,
     default_strategies,
@@ -108,18 +111,29 @@ class _Fit:
     gate_metric: float | None = None
 
 
+@dataclass(frozen=True)
+class _SharedFit:
+    """A trained model and what training it cost (see :meth:`_Engine._fit`)."""
+
+    model: TabularModel
+    cpu: float
+    wall: float
+    peak: float
+    mem: float
+
+
 def run_backtest(
     config: PipelineConfig,
     *,
     start: date | None = None,
     end: date | None = None,
-    batch_days: int = 1,
+    batch_days: int = DEFAULT_BATCH_DAYS,
     strategies: Sequence[Strategy | Mapping[str, Any]] | None = None,
     warmup_days: int | None = None,
     last_n: int | None = None,
     validate: bool = False,
     drift_sample_rows: int = 5_000,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[BacktestProgress], None] | None = None,
     jobs: int = 1,
 ) -> BacktestResult:
     """Replay ``[start, end)`` batch by batch through every strategy (test-then-train).
@@ -128,17 +142,22 @@ def run_backtest(
         config: The pipeline.
         start: First day of data used (default: the first partition).
         end: Exclusive last day (default: the day after the last partition).
-        batch_days: Days per batch.
+        batch_days: Days per batch (default weekly, :data:`DEFAULT_BATCH_DAYS`).
         strategies: Strategies or their specs (default :func:`default_strategies`).
+            Strategies with the same :meth:`Strategy.replay_key` (the default ``oracle``
+            and ``stateless_window`` with weekly batches) are replayed once; each gets
+            the steps under its own name, with the measured costs of that one replay.
         warmup_days: Days before the first scored batch (default ``training.window_days``).
         last_n: Batches in the summary's ``last_metric`` (default: a quarter of the batches).
         validate: Validate every training frame with the pipeline's expectations
             (Great Expectations; slow) and skip retrains whose data fails.
         drift_sample_rows: Rows per side of the policy's drift tests.
-        progress: Called with a line of text after each step (``jobs > 1``: after each
-            strategy).
-        jobs: Worker processes; ``> 1`` replays the strategies in parallel (same results,
-            shorter wall time on several cores; each worker holds its own copy of the data).
+        progress: Called with a :class:`~retrainflow.backtest.progress.BacktestProgress`
+            (steps done, share of the expected work, ETA) each time a strategy finishes a
+            step, in this process or in a worker.
+        jobs: Worker processes; ``> 1`` replays the strategies in parallel (same results;
+            each worker spawns, imports the libraries and reads its own copy of the data,
+            a few seconds and one data set's memory each, so it pays only with idle cores).
 
     Returns:
         The :class:`BacktestResult`.
@@ -200,25 +219,48 @@ def run_backtest(
         len(strats),
     )
 
+    # One replay per distinct behaviour: the others copy its steps under their names.
+    canonical: dict[tuple[Any, ...], Strategy] = {}
+    same_as = {s.name: canonical.setdefault(s.replay_key(), s).name for s in strats}
+    replayed = [s for s in strats if same_as[s.name] == s.name]
+    for name, twin in same_as.items():
+        if name != twin:
+            log.info("backtest %s: strategy %s replays as %s (same fits)", config.name, name, twin)
     engine_kwargs: dict[str, Any] = {
         "validate": validate,
         "drift_sample_rows": drift_sample_rows,
-        "configs": {s.name: strategy_config(config, s) for s in strats},
+        "configs": {s.name: strategy_config(config, s) for s in replayed},
     }
-    if jobs > 1 and len(strats) > 1:
-        per = _run_parallel(config, start, end, engine_kwargs, strats, batches, jobs, progress)
+    tracker = ProgressTracker(
+        {s.name: expected_work(data, start, s, batches) for s in replayed} if progress else {},
+        progress,
+    )
+    if jobs > 1 and len(replayed) > 1:
+        per = _run_parallel(
+            config,
+            start,
+            end,
+            engine_kwargs,
+            replayed,
+            batches,
+            jobs,
+            tracker if progress else None,
+        )
     else:
         engine = _Engine(config, data, start, **engine_kwargs)
-        if any(s.kind == "policy" for s in strats):
+        if any(s.kind == "policy" for s in replayed):
             engine.warm_up_monitoring()
-        states = {s.name: _State() for s in strats}
-        per = {s.name: [] for s in strats}
+        states = {s.name: _State() for s in replayed}
+        per = {s.name: [] for s in replayed}
         for i, (b0, b1) in enumerate(batches):
-            for s in strats:
-                per[s.name].append(engine.step(s, states[s.name], i, b0, b1))
-            if progress:
-                bits = ", ".join(f"{s.name}={_fmt(per[s.name][-1].metric)}" for s in strats)
-                progress(f"step {i + 1}/{len(batches)} {b0}: {bits}")
+            for s in replayed:
+                record = engine.step(s, states[s.name], i, b0, b1)
+                per[s.name].append(record)
+                if progress:
+                    tracker.advance(s.name, i, record.batch_start, record.metric)
+    for name, twin in same_as.items():
+        if name != twin:
+            per[name] = [dataclasses.replace(r, strategy=name) for r in per[twin]]
     n_last = last_n or max(1, len(batches) // 4)
     return BacktestResult(
         schema_version=SCHEMA_VERSION,
@@ -242,17 +284,22 @@ def run_backtest(
 
 #: The engine of a worker process of :func:`_run_parallel` (built by :func:`_init_worker`).
 _WORKER_ENGINE: _Engine | None = None
+#: Where a worker reports each finished step (``(strategy, step, batch_start, metric)``).
+_WORKER_QUEUE: Any = None
 
 
-def _init_worker(config: PipelineConfig, start: date, end: date, kwargs: dict[str, Any]) -> None:
+def _init_worker(
+    config: PipelineConfig, start: date, end: date, kwargs: dict[str, Any], queue: Any = None
+) -> None:
     """Worker start-up: read the same rows as the parent and build the engine once."""
     from retrainflow.data.sources import make_source
     from retrainflow.settings import quiet_third_party
 
     quiet_third_party()
-    global _WORKER_ENGINE
+    global _WORKER_ENGINE, _WORKER_QUEUE
     data = TimeFrame(config, make_source(config).read_window(start, end))
     _WORKER_ENGINE = _Engine(config, data, start, **kwargs)
+    _WORKER_QUEUE = queue
 
 
 def _replay_one(strategy: Strategy, batches: list[tuple[date, date]]) -> list[StepRecord]:
@@ -262,7 +309,13 @@ def _replay_one(strategy: Strategy, batches: list[tuple[date, date]]) -> list[St
     if strategy.kind == "policy":
         engine.warm_up_monitoring()
     state = _State()
-    return [engine.step(strategy, state, i, b0, b1) for i, (b0, b1) in enumerate(batches)]
+    out = []
+    for i, (b0, b1) in enumerate(batches):
+        record = engine.step(strategy, state, i, b0, b1)
+        out.append(record)
+        if _WORKER_QUEUE is not None:
+            _WORKER_QUEUE.put((strategy.name, i, record.batch_start, record.metric))
+    return out
 
 
 def _run_parallel(
@@ -273,7 +326,7 @@ def _run_parallel(
     strats: Sequence[Strategy],
     batches: list[tuple[date, date]],
     jobs: int,
-    progress: Callable[[str], None] | None,
+    tracker: ProgressTracker | None,
 ) -> dict[str, list[StepRecord]]:
     """Replay the strategies in ``jobs`` worker processes, one strategy per task.
 
@@ -281,10 +334,24 @@ def _run_parallel(
     sequential run; only the wall time changes (CPU and memory are measured in each
     worker). Workers are *spawned*, not forked: a fork after LightGBM's OpenMP pool or
     a logging/MLflow thread exists in the parent can hang the child. Each worker reads
-    the rows itself once (:func:`_init_worker`).
+    the rows itself once (:func:`_init_worker`) and reports every finished step on a
+    queue, which this process turns into progress events while it waits.
     """
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    import queue as queue_module
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = multiprocessing.get_context("spawn")
+    steps = ctx.Queue() if tracker is not None else None
+
+    def drain() -> None:
+        """Report the steps the workers finished since the last call."""
+        assert steps is not None and tracker is not None
+        while True:
+            try:
+                tracker.advance(*steps.get_nowait())
+            except queue_module.Empty:
+                return
 
     # The costliest first, so the pool does not end on one long strategy.
     cost = {"oracle": 0, "policy": 1, "stateless": 2, "hybrid": 3, "warm_start": 4, "static": 5}
@@ -292,29 +359,34 @@ def _run_parallel(
     per: dict[str, list[StepRecord]] = {}
     with ProcessPoolExecutor(
         max_workers=min(jobs, len(strats)),
-        mp_context=multiprocessing.get_context("spawn"),
+        mp_context=ctx,
         initializer=_init_worker,
-        initargs=(config, start, end, engine_kwargs),
+        initargs=(config, start, end, engine_kwargs, steps),
     ) as pool:
         futures = {pool.submit(_replay_one, s, batches): s for s in order}
-        for future in as_completed(futures):
-            s = futures[future]
-            per[s.name] = future.result()
-            if progress:
-                values = [r.metric for r in per[s.name] if r.metric is not None]
-                progress(
-                    f"{s.name}: {len(per[s.name])} batches done ({len(per)}/{len(strats)}), "
-                    f"mean {_fmt(float(np.mean(values)) if values else None)}"
-                )
+        pending = set(futures)
+        while pending:
+            if steps is None:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            else:
+                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                drain()
+            for future in finished:
+                s = futures[future]
+                records = per[s.name] = future.result()
+                if tracker is not None and records:
+                    # Steps whose queue message is still in flight count now; late
+                    # messages are then ignored by the tracker.
+                    last = records[-1]
+                    tracker.advance(s.name, last.step, last.batch_start, last.metric)
     return {s.name: per[s.name] for s in strats}
-
-
-def _fmt(x: float | None) -> str:
-    return "-" if metrics.finite_or_none(x) is None else f"{x:.3f}"
 
 
 class _Engine:
     """The step logic shared by every strategy."""
+
+    #: Stateless fits kept for sharing.
+    SHARED_FITS = 4
 
     def __init__(
         self,
@@ -333,6 +405,9 @@ class _Engine:
         self.validate = validate
         self.drift_sample_rows = drift_sample_rows
         self.primary = config.evaluation.primary_metric
+        #: Stateless fits by (window, training settings): strategies that fit the same
+        #: window share one fit and its measured cost (see :meth:`_fit`).
+        self._fits: dict[tuple[Any, ...], _SharedFit] = {}
         training.import_fitting_libraries(config)
 
     def warm_up_monitoring(self) -> None:
@@ -475,8 +550,6 @@ class _Engine:
         """Resolve the mode as the pull stage does, read the rows, fit, and gate."""
         import pandas as pd
 
-        from retrainflow.metering import measure
-
         cfg = self.configs[s.name]
         requested, why = request
         first = st.model is None
@@ -550,8 +623,52 @@ class _Engine:
                 fit.skipped = f"{fit.reason}; validation failed: {report.summary().splitlines()[0]}"
                 return fit
         parent = st.model if decision.mode == Mode.WARM_START else None
+        shared = self._fit(s, cfg, raw, parent, first=first, window=(fit.data_start, train_end))
+        fit.model = shared.model
+        if (
+            parent is not None
+            and s.warm_method in ("append", "refit_append")
+            and training.trees_added(parent, fit.model) == 0
+        ):
+            fit.reason += f"; no tree added ({len(raw)} rows are too few for a leaf)"
+        fit.cpu, fit.wall, fit.peak, fit.mem = shared.cpu, shared.wall, shared.peak, shared.mem
+        fit.promoted = True
+        if s.gate and not first:
+            self._gate(cfg, fit, st, train_end, b0)
+        return fit
+
+    def _fit(
+        self,
+        s: Strategy,
+        cfg: PipelineConfig,
+        raw: pd.DataFrame,
+        parent: TabularModel | None,
+        *,
+        first: bool,
+        window: tuple[date | None, date],
+    ) -> _SharedFit:
+        """Train (measured), or reuse the same stateless fit another strategy just made.
+
+        A stateless fit depends only on its rows and the training settings (a warm
+        start's do not count), so strategies that fit one window at one step
+        (``hybrid``'s full refits and ``stateless_window``) share the model and its
+        measured cost: each records what the fit cost, as if it had been its own. Fits
+        are deterministic, so results do not depend on who fitted first. Warm-up fits
+        are not shared: the first fits of a process measure its allocator's growth, and
+        sharing them would give every strategy the first one's memory figure (each
+        costs ~1 s on flights). The :attr:`SHARED_FITS` newest fits are kept (a step
+        has at most a few distinct windows).
+        """
+        from retrainflow.metering import measure
+
+        key = None
+        if parent is None and not first:
+            settings = cfg.training.model_dump(mode="json", exclude={"warm_start"})
+            key = (window, len(raw), repr(sorted(settings.items())))
+            if key in self._fits:
+                return self._fits[key]
         with measure() as cost:
-            fit.model = training.train_model(
+            model = training.train_model(
                 cfg,
                 raw,
                 parent,
@@ -560,20 +677,15 @@ class _Engine:
                 num_boost_round=s.num_boost_round,
                 max_trees=s.max_trees,
             )
-        if (
-            parent is not None
-            and s.warm_method in ("append", "refit_append")
-            and training.trees_added(parent, fit.model) == 0
-        ):
-            fit.reason += f"; no tree added ({len(raw)} rows are too few for a leaf)"
-        fit.cpu, fit.wall, fit.peak = cost.cpu_seconds, cost.wall_seconds, cost.peak_rss_mb
-        fit.mem = float(raw.memory_usage(deep=True).sum()) / 2**20 + max(
+        mem = float(raw.memory_usage(deep=True).sum()) / 2**20 + max(
             0.0, cost.peak_rss_mb - cost.start_rss_mb
         )
-        fit.promoted = True
-        if s.gate and not first:
-            self._gate(cfg, fit, st, train_end, b0)
-        return fit
+        out = _SharedFit(model, cost.cpu_seconds, cost.wall_seconds, cost.peak_rss_mb, mem)
+        if key is not None:
+            self._fits[key] = out
+            for old in list(self._fits)[: -self.SHARED_FITS]:
+                del self._fits[old]
+        return out
 
     def _gate(
         self, cfg: PipelineConfig, fit: _Fit, st: _State, holdout_start: date, b0: date

@@ -38,6 +38,17 @@ ReplaySource = Literal["window", "reservoir"]
 #: Kinds that continue a fitted model (need a warm-startable estimator).
 WARM_KINDS = frozenset({"warm_start", "hybrid"})
 
+#: Days per batch of ``retrainflow backtest`` and :func:`~retrainflow.backtest.run_backtest`
+#: by default: weekly. Daily batches (``batch_days=1``) replay a daily cadence (a daily
+#: oracle, a daily monitoring check) at about seven times the cost.
+DEFAULT_BATCH_DAYS = 7
+
+#: LightGBM strategies known but left out of a default run: each was behind ``warm_refit``
+#: on the metric at more training CPU on flights and flights3m (benchmarks/README.md), and
+#: together they were ~40 % of a weekly flights replay's CPU. Name them (``--strategies``)
+#: or ask for ``all``.
+EXTRA_STRATEGIES = frozenset({"warm_replay", "warm_reservoir", "warm_refit_append"})
+
 
 @dataclass(frozen=True)
 class Strategy(Manifest):
@@ -137,18 +148,44 @@ class Strategy(Manifest):
         """Whether this strategy continues fitted models (``warm_start``/``hybrid``)."""
         return self.kind in WARM_KINDS
 
+    def replay_key(self) -> tuple[Any, ...]:
+        """Equal for strategies whose replays are identical step by step, so one replay
+        serves both.
 
-def default_strategies(config: PipelineConfig, *, batch_days: int = 1) -> list[Strategy]:
+        An ``oracle`` is a ``stateless`` strategy retrained at every batch: with weekly
+        batches the default ``oracle`` and ``stateless_window`` are the same fits. Names
+        and descriptions do not count, except where the name seeds the strategy's random
+        draws (a replay sample: ``replay_fraction > 0``).
+        """
+        spec = self.to_dict()
+        spec.pop("description")
+        if self.kind == "oracle":
+            spec.update(kind="stateless", retrain_every=1)
+        if self.replay_fraction == 0:
+            spec.pop("name")
+        return tuple(sorted((k, repr(v)) for k, v in spec.items()))
+
+
+def default_strategies(
+    config: PipelineConfig, *, batch_days: int = DEFAULT_BATCH_DAYS, extras: bool = False
+) -> list[Strategy]:
     """The strategies compared by default, sized from the pipeline's config.
 
-    Periodic strategies retrain weekly (every ``7 // batch_days`` batches, at least 1);
-    the oracle retrains at every batch; ``policy`` checks at every batch. Warm-start
-    strategies are left out for estimators that cannot continue a fitted model, and the
-    LightGBM-only methods for other estimators.
+    Periodic strategies retrain weekly whatever the batch size (every ``round(7 /
+    batch_days)`` batches, at least 1: every 7 days for daily and weekly batches, every
+    ``batch_days`` days for longer ones); their descriptions say the cadence in days. The
+    oracle retrains and ``policy`` checks at every batch, so their cadence *is* the batch
+    size: with weekly batches the oracle is the same fits as ``stateless_window`` (the
+    engine replays them once) and the policy checks weekly; daily batches give the daily
+    oracle and the monitoring DAG's daily check. Warm-start strategies are left out for
+    estimators that cannot continue a fitted model, and the LightGBM-only methods for
+    other estimators. For LightGBM, the :data:`EXTRA_STRATEGIES` come only with
+    ``extras``.
 
     Args:
         config: The pipeline.
         batch_days: Days per batch (sets the weekly cadence in batches).
+        extras: Include the :data:`EXTRA_STRATEGIES`.
 
     Returns:
         The strategies, in a stable order.
@@ -158,6 +195,7 @@ def default_strategies(config: PipelineConfig, *, batch_days: int = 1) -> list[S
     weekly = max(1, round(7 / batch_days))
     replay = ws.replay_fraction or 0.2
     every = f"every {weekly * batch_days} days"
+    per_batch = "every day" if batch_days == 1 else f"every batch ({batch_days} days)"
     # hybrid and policy replay what the DAGs do: the pipeline's own warm-start method.
     as_configured: dict[str, Any] = {
         "warm_method": ws.method,
@@ -275,7 +313,7 @@ def default_strategies(config: PipelineConfig, *, batch_days: int = 1) -> list[S
             replay_fraction=ws.replay_fraction,
             replay_days=ws.replay_days,
             **as_configured,
-            description="monitoring check every batch; the trigger policy decides "
+            description=f"monitoring check {per_batch}; the trigger policy decides "
             "(mode as configured, gated)",
         ),
         Strategy(
@@ -283,31 +321,41 @@ def default_strategies(config: PipelineConfig, *, batch_days: int = 1) -> list[S
             "oracle",
             window_days=window,
             retrain_every=1,
-            description=f"stateless on the last {window} days at every batch",
+            description=f"stateless on the last {window} days {per_batch}"
+            + (" (= stateless_window at this batch size)" if weekly == 1 else ""),
         ),
     ]
-    return out
+    if extras or tr.estimator != "lightgbm":
+        return out
+    return [s for s in out if s.name not in EXTRA_STRATEGIES]
 
 
 def select_strategies(
-    config: PipelineConfig, names: Iterable[str] | None, *, batch_days: int = 1
+    config: PipelineConfig,
+    names: Iterable[str] | None,
+    *,
+    batch_days: int = DEFAULT_BATCH_DAYS,
 ) -> list[Strategy]:
-    """The default strategies called ``names`` (all of them for ``None``), in the given order.
+    """The known strategies called ``names``, in the given order: the default set for
+    ``None``, every known strategy (extras included) for ``["all"]``.
 
     Raises:
         UserError: an unknown name (the message lists the known ones).
     """
-    defaults = {s.name: s for s in default_strategies(config, batch_days=batch_days)}
+    known = {s.name: s for s in default_strategies(config, batch_days=batch_days, extras=True)}
     if names is None:
-        return list(defaults.values())
+        return default_strategies(config, batch_days=batch_days)
+    names = list(names)
+    if names == ["all"]:
+        return list(known.values())
     out = []
     for name in names:
-        if name not in defaults:
+        if name not in known:
             raise UserError(
                 f"Unknown backtest strategy '{name}' for '{config.name}'; "
-                f"known: {', '.join(defaults)}."
+                f"known: {', '.join(known)} (or all)."
             )
-        out.append(defaults[name])
+        out.append(known[name])
     return out
 
 
