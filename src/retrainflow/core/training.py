@@ -132,10 +132,11 @@ def replay_sample(
 #: (:func:`choose_threads`).
 AUTO = "auto"
 #: ``auto`` gives a LightGBM fit one thread per this many rows at most: below it a second
-#: thread does not pay for its synchronisation (benchmarks/README.md, ``fit_contention.py``:
-#: at 20k-150k flights rows 2 threads were slower than 1 even in wall time on a half-busy
-#: machine; the full year, 337k rows, gained <= ~15 % wall on an idle one).
-MIN_ROWS_PER_THREAD = 100_000
+#: thread does not pay for waking up (benchmarks/README.md, ``fit_contention.py``: with
+#: OpenMP's PASSIVE wait policy two threads were slower than one even in wall time at every
+#: size measured on 2 cores — 20k-150k flights rows on a half-busy machine, and the full
+#: year, 337k rows, on an idle one: 6.2 s against 5.0 s). Not measured above that.
+MIN_ROWS_PER_THREAD = 400_000
 #: The OpenMP setting under which LightGBM fits (:func:`prepare_openmp`): a waiting
 #: thread sleeps instead of spinning. OpenMP (libgomp) reads it once, when LightGBM's
 #: library is loaded, so it must be in the environment before ``import lightgbm``
