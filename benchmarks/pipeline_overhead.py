@@ -187,8 +187,10 @@ def warm_up() -> float:
     """
     t0 = time.perf_counter()
     from retrainflow import settings
+    from retrainflow.core.training import prepare_openmp
 
     settings.quiet_third_party()
+    prepare_openmp()  # as the stack and the CLI do: before LightGBM loads
     import lightgbm  # noqa: F401
     import mlflow
     import mlflow.pyfunc  # noqa: F401
