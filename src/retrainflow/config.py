@@ -252,9 +252,9 @@ class TrainingConfig(_Strict):
     estimator: Literal["lightgbm", "sgd", "random_forest", "hist_gradient_boosting"] = "lightgbm"
     #: Hyperparameters of the estimator (checked against the estimator's own names).
     #: LightGBM's ``num_threads`` (default 1) is a number (0: OpenMP's default, every CPU) or
-    #: ``auto``: per fit, as many as the CPUs other processes leave idle, and one for fits
-    #: under 200k rows (:func:`retrainflow.core.training.choose_threads`); the lineage
-    #: records the choice (tags ``fit_threads``, ``fit_threads_reason``).
+    #: ``auto``: per fit, as many as the CPUs other processes leave idle, and at most one
+    #: per ``MIN_ROWS_PER_THREAD`` rows (:func:`retrainflow.core.training.choose_threads`);
+    #: the lineage records the choice (tags ``fit_threads``, ``fit_threads_reason``).
     params: dict[str, int | float | str | bool] = Field(default_factory=dict)
     mode: Mode = Mode.AUTO
     #: Days of data in a stateless training window.
