@@ -9,7 +9,7 @@ from datetime import date
 from typing import IO, TYPE_CHECKING, Any
 
 from retrainflow.cli.analysis_args import add_threads_option, analysis_config
-from retrainflow.cli.output import print_json, print_table
+from retrainflow.cli.output import StreamProgress, print_json, print_table
 
 if TYPE_CHECKING:
     from retrainflow.backtest.progress import BacktestProgress
@@ -116,21 +116,17 @@ def _jobs(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'auto'; got {text!r}") from None
 
 
-class ProgressBar:
+class ProgressBar(StreamProgress):
     """Backtest progress on a stream: on a terminal, a bar with the ETA rewritten in place
     (at most every ``interval`` seconds); otherwise a line per tenth of the expected work,
     so a log stays short (the same rules as ``ingest``'s progress line).
     """
 
-    WIDTH = 24
-
     def __init__(self, stream: IO[str], interval: float = 0.2) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
+        super().__init__(stream)
         self.interval = interval
         self._last = float("-inf")
         self._tenth = 0
-        self._open = False
 
     def __call__(self, p: BacktestProgress) -> None:
         now = time.monotonic()
@@ -138,25 +134,14 @@ class ProgressBar:
         if self.tty:
             if not last and now - self._last < self.interval:
                 return
-            filled = int(p.fraction * self.WIDTH)
-            bar = f"[{'#' * filled}{'-' * (self.WIDTH - filled)}] "
-            self.stream.write("\r\033[K" + bar + p.line())
-            self._open = True
+            self.show(f"{self.bar(p.fraction)} {p.line()}")
         else:
             tenth = int(p.fraction * 10)
             if tenth <= self._tenth and not last:
                 return
             self._tenth = 10 if last else tenth
-            self.stream.write(p.line() + "\n")
+            self.show(p.line())
         self._last = now
-        self.stream.flush()
-
-    def close(self) -> None:
-        """End the rewritten line (terminal)."""
-        if self._open:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._open = False
 
 
 def backtest_cmd(args: argparse.Namespace) -> int:

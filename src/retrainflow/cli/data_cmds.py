@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from retrainflow.cli.output import print_table
+from retrainflow.cli.output import StreamProgress, print_table
 
 if TYPE_CHECKING:
     from retrainflow.data.ingest import IngestProgress, IngestResult
@@ -140,21 +140,17 @@ def print_ingest_summary(pipeline: str, result: IngestResult) -> None:
         print(f"next: retrainflow retrain {pipeline} --date {result.next_date}")
 
 
-class ProgressLine:
+class ProgressLine(StreamProgress):
     """Ingest progress on a stream: one line rewritten in place on a terminal; otherwise a
     line per tenth of each input and of publishing (every few seconds when the size of the
     input is unknown, as for a query)."""
 
-    WIDTH = 24
-
     def __init__(self, stream: IO[str], interval: float = 0.2, quiet_interval: float = 5.0) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
+        super().__init__(stream)
         self.interval = interval if self.tty else quiet_interval
         self._last = 0.0
         self._key: tuple[str, str] | None = None
         self._tenth = -1
-        self._open = False
         #: The newest line not shown (no terminal), shown before the next input's or at the end.
         self._pending = ""
 
@@ -164,8 +160,7 @@ class ProgressLine:
         detail = f"{p.done:,}/{p.total:,} days" if p.phase == "publish" else f"{p.rows:,} rows"
         text = f"{what}: {detail}"
         if fraction is not None:
-            filled = int(fraction * self.WIDTH)
-            text = f"[{'#' * filled}{'-' * (self.WIDTH - filled)}] {fraction:4.0%} {text}"
+            text = f"{self.bar(fraction)} {fraction:4.0%} {text}"
         now = time.monotonic()
         key = (p.phase, what)
         changed = key != self._key
@@ -181,25 +176,17 @@ class ProgressLine:
             self._pending = text
             return
         self._last, self._tenth = now, tenth
-        if self.tty:
-            self.stream.write("\r\033[K" + text)
-            self._open = True
-        else:
-            if changed and self._pending:
-                self.stream.write(self._pending + "\n")
-            self.stream.write(text + "\n")
+        if not self.tty and changed and self._pending:
+            self.show(self._pending)
+        self.show(text)
         self._pending = ""
-        self.stream.flush()
 
     def close(self) -> None:
         """End the rewritten line (terminal), or show the last state (no terminal)."""
         if self._pending and not self.tty:
-            self.stream.write(self._pending + "\n")
+            self.show(self._pending)
             self._pending = ""
-        if self._open:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._open = False
+        super().close()
 
 
 def fetch_data_cmd(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import IO, Any
 
 from retrainflow.jsonsafe import json_safe
 
@@ -22,6 +22,40 @@ def add_timeout_arg(parser: argparse.ArgumentParser) -> None:
         help="when the stack is up: how long to wait for the run (default %(default).0f); "
         "the run goes on in the stack after that",
     )
+
+
+class StreamProgress:
+    """Progress of a long command on a stream (stderr): on a terminal one line rewritten in
+    place, elsewhere (a log, CI) whole lines. Subclasses decide when and what to show."""
+
+    WIDTH = 24
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._open = False
+
+    @classmethod
+    def bar(cls, fraction: float) -> str:
+        """``[#####-------]`` for ``fraction`` (0..1) of the work."""
+        filled = int(fraction * cls.WIDTH)
+        return f"[{'#' * filled}{'-' * (cls.WIDTH - filled)}]"
+
+    def show(self, text: str) -> None:
+        """Rewrite the line (terminal) or write a line."""
+        if self.tty:
+            self.stream.write("\r\033[K" + text)
+            self._open = True
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the rewritten line (terminal)."""
+        if self._open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open = False
 
 
 def print_json(payload: Any) -> None:
