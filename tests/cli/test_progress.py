@@ -55,3 +55,21 @@ def test_in_a_log_a_line_per_tenth_and_the_last_state_of_each_input() -> None:
     assert len(a_lines) == 11 and a_lines[-1].endswith("100% a.csv: 5,000 rows")
     # The query's first report at once; its last (held back, < 5 s later) at the end.
     assert lines[-2:] == ["query: 5,100 rows", "query: 5,200 rows"]
+
+
+def test_a_run_through_the_stack_shows_a_line_per_change_in_a_log() -> None:
+    from retrainflow.airflow.cli_runs import _Progress
+
+    log = io.StringIO()
+    progress = _Progress(log)
+    for text, t in (("queued", 0.4), ("queued", 0.9), ("running, 1/6", 2.2), ("success", 9.6)):
+        progress.update(text, t)
+    progress.close()
+    assert log.getvalue().splitlines() == ["queued (0 s)", "running, 1/6 (2 s)", "success (10 s)"]
+
+    term = _Terminal()  # a terminal: every look rewrites the line, which ends at close
+    progress = _Progress(term)
+    progress.update("queued", 0.4)
+    progress.update("queued", 0.9)
+    progress.close()
+    assert term.getvalue() == "\r\033[Kqueued (0 s)\r\033[Kqueued (1 s)\n"

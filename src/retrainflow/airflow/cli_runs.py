@@ -45,6 +45,7 @@ import psutil
 from retrainflow.airflow import local_run, stack
 from retrainflow.airflow.local_run import LocalRunResult
 from retrainflow.artifacts import atomic_path
+from retrainflow.cli.output import StreamProgress
 from retrainflow.exceptions import (
     AirflowApiError,
     RunInProgressError,
@@ -581,30 +582,18 @@ def _run_in_process(
 # -- through the stack -------------------------------------------------------------------------
 
 
-class _Progress:
-    """One progress line: rewritten in place on a terminal, a line per change otherwise."""
+class _Progress(StreamProgress):
+    """A run's progress line: rewritten at every look on a terminal, a line per change
+    otherwise."""
 
     def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
+        super().__init__(stream)
         self.last = ""
-        self.width = 0
 
-    def show(self, text: str, elapsed: float) -> None:
-        if self.tty:
-            line = f"{text} ({elapsed:.0f} s)"
-            self.width = max(self.width, len(line))
-            self.stream.write("\r" + line.ljust(self.width))
-            self.stream.flush()
-        elif text != self.last:
-            print(f"{text} ({elapsed:.0f} s)", file=self.stream, flush=True)
+    def update(self, text: str, elapsed: float) -> None:
+        if self.tty or text != self.last:
+            self.show(f"{text} ({elapsed:.0f} s)")
         self.last = text
-
-    def done(self) -> None:
-        if self.tty and self.width:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.width = 0
 
 
 def _progress_text(dag_id: str, run_id: str, state: str, tis: list[dict[str, Any]]) -> str:
@@ -626,7 +615,7 @@ def _wait(
             run = client.get_dag_run(dag_id, run_id)
             tis = client.get_task_instances(dag_id, run_id)
             state = str(run.get("state"))
-            progress.show(_progress_text(dag_id, run_id, state, tis), time.monotonic() - t0)
+            progress.update(_progress_text(dag_id, run_id, state, tis), time.monotonic() - t0)
             if state in ("success", "failed"):
                 return run, tis
             if time.monotonic() - t0 > timeout:
@@ -638,7 +627,7 @@ def _wait(
             elapsed = time.monotonic() - t0
             time.sleep(POLL_SECONDS if elapsed < FAST_POLL_FOR else SLOW_POLL_SECONDS)
     finally:
-        progress.done()
+        progress.close()
 
 
 def _run_through_stack(
