@@ -187,7 +187,7 @@ def warm_up() -> float:
     """
     t0 = time.perf_counter()
     from retrainflow import settings
-    from retrainflow.core.training import prepare_openmp
+    from retrainflow.core.openmp import prepare_openmp
 
     settings.quiet_third_party()
     prepare_openmp()  # as the stack and the CLI do: before LightGBM loads

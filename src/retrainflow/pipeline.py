@@ -73,7 +73,7 @@ def run_all(
         Whatever a stage raises; stages before the failure keep their artifacts,
         and nothing is registered unless ``promote`` ran.
     """
-    from retrainflow.core.training import prepare_openmp
+    from retrainflow.core.openmp import prepare_openmp
 
     prepare_openmp()  # before features loads the parent model, and with it LightGBM
     from retrainflow.registry import Registry

@@ -66,7 +66,7 @@ MODULES = (
 def preload(modules: tuple[str, ...] = MODULES) -> float:
     """Import ``modules`` quietly; returns the seconds it took. Missing ones are skipped."""
     from retrainflow import settings
-    from retrainflow.core.training import prepare_openmp
+    from retrainflow.core.openmp import prepare_openmp
 
     settings.quiet_third_party()
     prepare_openmp()  # before lightgbm is imported: OpenMP reads its settings once

@@ -552,7 +552,7 @@ def _sqlite_settings(cfg: StackConfig) -> dict[str, str]:
 
 
 def _openmp_env() -> dict[str, str]:
-    from retrainflow.core.training import OPENMP_ENV
+    from retrainflow.core.openmp import OPENMP_ENV
 
     return OPENMP_ENV
 

@@ -127,7 +127,7 @@ def _next_step(exc: RetrainflowError) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from retrainflow.core.training import prepare_openmp
+    from retrainflow.core.openmp import prepare_openmp
 
     prepare_openmp()  # before anything loads LightGBM (OpenMP reads OMP_WAIT_POLICY once)
     parser = build_parser()

@@ -28,13 +28,14 @@ import copy
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from retrainflow.core.openmp import OPENMP_ENV as OPENMP_ENV
+from retrainflow.core.openmp import prepare_openmp as prepare_openmp
 from retrainflow.model import TabularModel
 
 log = logging.getLogger(__name__)
@@ -137,27 +138,6 @@ AUTO = "auto"
 #: size measured on 2 cores — 20k-150k flights rows on a half-busy machine, and the full
 #: year, 337k rows, on an idle one: 6.2 s against 5.0 s). Not measured above that.
 MIN_ROWS_PER_THREAD = 400_000
-#: The OpenMP setting under which LightGBM fits (:func:`prepare_openmp`): a waiting
-#: thread sleeps instead of spinning. OpenMP (libgomp) reads it once, when LightGBM's
-#: library is loaded, so it must be in the environment before ``import lightgbm``
-#: (the Airflow stack's and the CLI's environment; this module sets it when it can).
-OPENMP_ENV: dict[str, str] = {"OMP_WAIT_POLICY": "PASSIVE"}
-
-
-def prepare_openmp() -> str:
-    """Put :data:`OPENMP_ENV` into the environment if LightGBM is not loaded yet; returns
-    the wait policy LightGBM's OpenMP runs with (as far as this process can tell).
-
-    A value already in the environment is kept (an operator's choice wins). Once
-    LightGBM is imported, OpenMP has read its settings: then nothing is changed, and
-    the answer is the inherited value, or ``"default"`` (libgomp: spin a while, then
-    sleep) when none was set.
-    """
-    name = "OMP_WAIT_POLICY"
-    if "lightgbm" not in sys.modules:
-        for key, value in OPENMP_ENV.items():
-            os.environ.setdefault(key, value)
-    return os.environ.get(name, "").upper() or "default"
 
 
 def usable_cpus() -> int:
