@@ -260,13 +260,14 @@ def warm_up_process() -> float:
 
 
 def _artifact(cfg: Any, run_id: str, rel: str) -> dict[str, Any] | None:
-    from retrainflow.artifacts import safe_name
+    from retrainflow.artifacts import ArtifactStore
 
-    path = Path(cfg.artifact_root_uri()) / PIPELINE / safe_name(run_id) / rel
     try:
-        return json.loads(path.read_text())
+        run = ArtifactStore(cfg.artifact_root_uri()).run(PIPELINE, run_id)
+        data: dict[str, Any] = run.read_json(rel)
     except (OSError, ValueError):
         return None
+    return data
 
 
 def work_done(cfg: Any, workload: str, run_id: str | None) -> dict[str, Any]:

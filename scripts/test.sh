@@ -3,7 +3,9 @@
 # after install.sh).
 # The SQL source tests (tests/data/test_sources.py) use the machine's PostgreSQL:
 # start it if it is installed but not running (they skip, saying why, without it).
-# No test uses Redis (tests/test_compose.py only reads docker-compose.yml).
+# The topology tests (tests/topology, marker `topology`) also use that PostgreSQL (two fresh
+# databases) and start their own redis-server (the machine's Redis installation, on a free
+# port) and moto's S3 server: nothing else is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then

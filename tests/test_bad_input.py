@@ -150,9 +150,7 @@ def test_unreadable_parquet_file(trained_fork, helpers) -> None:
     assert report["error"]["file"] == str(bad)
 
 
-@pytest.mark.parametrize(
-    ("target", "stage"), [(training, "fit_estimator"), (metrics, "compute_metrics")]
-)
+@pytest.mark.parametrize(("target", "stage"), [(training, "fit"), (metrics, "compute_metrics")])
 def test_crash_in_training_or_evaluation_registers_nothing(
     trained_fork, helpers, monkeypatch, target, stage
 ) -> None:

@@ -34,7 +34,7 @@ AIRFLOW = {name: svc for name, svc in SERVICES.items() if name.startswith("airfl
 #: Services that run Airflow tasks (CeleryExecutor: the worker; the scheduler as in the brief).
 TASK_SERVICES = ("airflow-scheduler", "airflow-worker")
 #: Only the two UIs are published.
-UI_SERVICES = {"airflow-apiserver", "mlflow"}
+UI_SERVICES = {"airflow-apiserver", "mlflow", "flower"}
 #: A variable or environment key holding one of these words is a secret.
 SECRET_WORDS = ("PASSWORD", "SECRET", "KEY", "TOKEN")
 
@@ -420,3 +420,76 @@ def test_long_running_services_have_healthchecks() -> None:
     for name, svc in SERVICES.items():
         if name not in _one_shots():
             assert "healthcheck" in svc, f"{name} runs for good but has no healthcheck"
+
+
+# -- compose and the topology test configure the same thing ------------------------------------
+
+#: Variables of the topology test with no compose counterpart, and why.
+_TEST_ONLY = {
+    "RETRAINFLOW_CONFIG_DIR": "the Dockerfile's ENV sets it",
+    "RETRAINFLOW_CELERY_WORKERS": "compose runs one service per worker, with its --queues",
+}
+
+
+def _topology_env() -> dict[str, str]:
+    from tests.topology.services import Services, topology_env
+
+    return topology_env(Services(Path("/nonexistent")), home=Path("/h"), config_dir=Path("/c"))
+
+
+def test_compose_and_the_topology_test_set_the_same_variables() -> None:
+    """Every variable the topology test gives its processes is set for compose's Airflow
+    components or its MLflow server, with the same meaning (executor, S3 buckets)."""
+    topo = _topology_env()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    airflow_env = SERVICES["airflow-scheduler"]["environment"]
+    mlflow_env = SERVICES["mlflow"]["environment"]
+    for name in topo:
+        if name in _TEST_ONLY:
+            assert name not in airflow_env and (f"{name}=" in dockerfile or "WORKERS" in name)
+            continue
+        assert name in airflow_env or name in mlflow_env, f"{name}: not in docker-compose.yml"
+    for name in ("AIRFLOW__CORE__EXECUTOR", "RETRAINFLOW_LAKE_URI", "RETRAINFLOW_ARTIFACT_ROOT"):
+        assert airflow_env[name] == topo[name], name
+    assert mlflow_env["MLFLOW_ARTIFACTS_DESTINATION"] == topo["MLFLOW_ARTIFACTS_DESTINATION"]
+    # both point every S3 client at one endpoint through the same variable
+    assert "MLFLOW_S3_ENDPOINT_URL" not in TEXT
+    assert {"AWS_ENDPOINT_URL"} <= set(airflow_env) & set(mlflow_env)
+    # the buckets the topology test creates are the ones compose's minio-init makes
+    from tests.topology.services import BUCKETS
+
+    init = " ".join(_command(SERVICES["minio-init"], "entrypoint"))
+    assert all(f"local/{bucket}" in init for bucket in BUCKETS)
+
+
+def test_compose_and_the_topology_test_run_the_same_components_and_queues() -> None:
+    from retrainflow.airflow import stack
+
+    topo = _topology_env()
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in topo.items():
+            mp.setenv(key, value)
+        cfg = stack.StackConfig(home=Path("/tmp/unused-home"), api_port=1, mlflow_port=2)
+        components = {name: stack._command(cfg, name) for name in cfg.components()}
+    # each component of the test has a compose service running the same Airflow command
+    compose_commands = [" ".join(_command(svc)) for svc in SERVICES.values() if "command" in svc]
+    for name, cmd in components.items():
+        words = " ".join(cmd)
+        sub = {
+            "api-server": "airflow api-server",
+            "scheduler": "scheduler",
+            "dag-processor": "airflow dag-processor",
+            "triggerer": "airflow triggerer",
+            "mlflow": "mlflow server",
+        }.get(name, "celery worker")
+        assert sub in words, (name, words)
+        assert any(sub in c for c in compose_commands), f"compose runs no {sub!r}"
+    # the same queue split: one worker for `default`, the fits on `training`
+    test_queues = {frozenset(q.split(",")) for q in cfg.workers().values()}
+    compose_queues = set()
+    for svc in SERVICES.values():
+        cmd = _command(svc) if "command" in svc else []
+        if "worker" in cmd and "--queues" in cmd:
+            compose_queues.add(frozenset(cmd[cmd.index("--queues") + 1].split(",")))
+    assert test_queues == compose_queues == {frozenset({"default"}), frozenset({"training"})}
+    assert SERVICES["airflow-scheduler"]["environment"]["RETRAINFLOW_TRAINING_QUEUE"] == "training"

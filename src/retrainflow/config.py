@@ -70,8 +70,10 @@ class ParquetSourceConfig(_Strict):
     """Local Parquet lake partitioned by ``date=YYYY-MM-DD``."""
 
     kind: Literal["parquet"] = "parquet"
-    #: Directory of the partitions: a relative path is under ``$RETRAINFLOW_HOME/lake`` and
-    #: must stay inside it; a location elsewhere must be written as an absolute path.
+    #: Directory of the partitions: a relative path is under the lake root and must stay
+    #: inside it; a location elsewhere must be written as an absolute path. The lake root is
+    #: ``RETRAINFLOW_LAKE_URI`` (default ``$RETRAINFLOW_HOME/lake``); when it is
+    #: ``s3://bucket/prefix``, a relative path is read from S3 at ``<prefix>/<path>``.
     path: str
 
     @field_validator("path")
@@ -88,8 +90,22 @@ class ParquetSourceConfig(_Strict):
         return v
 
     def resolved_path(self) -> Path:
+        """The partitions' directory on this machine (see :func:`settings.lake_root`).
+
+        Raises:
+            ConfigError: the path is relative and the lake is on S3 (``make_source`` reads
+                it from there).
+        """
         p = Path(self.path).expanduser()
-        return p if p.is_absolute() else settings.paths().lake / p
+        if p.is_absolute():
+            return p
+        lake = settings.lake_root()
+        if isinstance(lake, settings.S3Location):
+            raise ConfigError(
+                f"source.path {self.path!r} is in the S3 lake {lake.uri} "
+                "(RETRAINFLOW_LAKE_URI), not on this machine."
+            )
+        return lake / p
 
 
 class S3SourceConfig(_Strict):
@@ -261,9 +277,28 @@ class TrainingConfig(_Strict):
     window_days: int = Field(default=60, ge=1)
     warm_start: WarmStartConfig = Field(default_factory=WarmStartConfig)
     random_seed: int = 42
+    #: Where a stateless fit runs: ``local`` (the train task's process) or ``dask``: LightGBM's
+    #: Dask interface on the cluster at ``$RETRAINFLOW_DASK_ADDRESS``, whose workers read the
+    #: window's partitions themselves (:mod:`retrainflow.core.dask_engine`). LightGBM only. A
+    #: warm start continues the champion's booster in the train task's process whatever the
+    #: engine (``mode: auto`` records why); ``mode: warm_start`` with ``dask`` is refused.
+    engine: Literal["local", "dask"] = "local"
 
     @model_validator(mode="after")
     def _check(self) -> TrainingConfig:
+        if self.engine == "dask" and self.estimator != "lightgbm":
+            raise _FieldError(
+                "training.engine",
+                f"'dask' fits LightGBM only (LightGBM's own Dask interface); the estimator is "
+                f"'{self.estimator}': use engine 'local'",
+            )
+        if self.engine == "dask" and self.mode == Mode.WARM_START:
+            raise _FieldError(
+                "training.engine",
+                "'dask' fits stateless only, and mode 'warm_start' would never fit stateless: a "
+                "warm start continues the champion's booster in the train task's process. Use "
+                "mode 'auto' (stateless fits on Dask, warm starts locally) or 'stateless'",
+            )
         if self.warm_start.method in LIGHTGBM_WARM_METHODS and self.estimator != "lightgbm":
             raise ValueError(
                 f"warm_start.method '{self.warm_start.method}' needs estimator 'lightgbm'; "
@@ -544,7 +579,9 @@ class PipelineConfig(_Strict):
     promotion: Literal["auto", "manual"] = "auto"
     #: Airflow schedule of the retraining DAG (cron, preset such as ``@weekly``, or null).
     schedule: str | None = None
-    #: Where stage artifacts go; default ``$RETRAINFLOW_HOME/artifacts``; ``s3://`` allowed.
+    #: Where stage artifacts and the monitoring ledger go: a local path, ``file:///...`` or
+    #: ``s3://bucket/prefix``; unset: ``RETRAINFLOW_ARTIFACT_ROOT``, else
+    #: ``$RETRAINFLOW_HOME/artifacts``.
     artifact_root: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
@@ -653,9 +690,10 @@ class PipelineConfig(_Strict):
         return timedelta(days=self.evaluation.holdout_days)
 
     def artifact_root_uri(self) -> str:
+        """``artifact_root``, else :func:`settings.artifact_root` (``RETRAINFLOW_ARTIFACT_ROOT``)."""
         if self.artifact_root:
             return self.artifact_root
-        return str(settings.paths().artifacts)
+        return settings.artifact_root()
 
     @property
     def registered_model_name(self) -> str:

@@ -163,10 +163,9 @@ def _monitor_day(
     cfg: PipelineConfig, client: Any, registry: Any, day: date, stamp: str, timeout: float
 ) -> DayRow:
     """Release ``day`` into the lake, run the monitoring DAG for it, follow any retrain it started."""
-    import json
     import time
-    from pathlib import Path
 
+    from retrainflow.artifacts import ArtifactStore
     from retrainflow.data.seed import seed
 
     seed(cfg, day)
@@ -176,8 +175,8 @@ def _monitor_day(
         cfg.monitor_dag_id, conf={"check_date": check_date.isoformat()}, run_id=run_id
     )
     final = client.wait_for_dag_run(cfg.monitor_dag_id, run_id, timeout=timeout)
-    path = Path(cfg.artifact_root_uri()) / cfg.name / run_id / "monitor" / "manifest.json"
-    if final.get("state") != "success" or not path.is_file():
+    run = ArtifactStore(cfg.artifact_root_uri()).run(cfg.name, run_id)
+    if final.get("state") != "success" or not run.exists("monitor/manifest.json"):
         log.warning("monitoring run %s ended %s", run_id, final.get("state"))
         return DayRow(
             day.isoformat(),
@@ -191,7 +190,7 @@ def _monitor_day(
             None,
             None,
         )
-    m = json.loads(path.read_text())
+    m = run.read_json("monitor/manifest.json")
     check, decision = m["check"], m["decision"]
     if decision["trigger"]:
         label = "RETRAIN: " + ",".join(decision["reasons"])

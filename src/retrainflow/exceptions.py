@@ -297,3 +297,11 @@ class InvalidPipelineNameError(UserError):
     def __init__(self, message: str, *, name: str) -> None:
         super().__init__(message, name=name)
         self.name = name
+
+
+class DaskEngineError(RetrainflowError):
+    """``training.engine: dask`` could not fit: the scheduler did not answer in time, it has no
+    workers, or its workers could not read the training rows. The message names the address
+    (``RETRAINFLOW_DASK_ADDRESS``). Retryable: nothing is wrong with the pipeline's input."""
+
+    code = "dask_unavailable"

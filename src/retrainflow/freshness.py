@@ -71,6 +71,7 @@ from retrainflow.jsonsafe import finite_or_none
 from retrainflow.manifest import Manifest
 
 if TYPE_CHECKING:
+    from retrainflow.artifacts import Location
     from retrainflow.config import PipelineConfig
     from retrainflow.data.frame import TimeFrame
 
@@ -649,16 +650,18 @@ def _fmt(x: float | None) -> str:
 # -- output ------------------------------------------------------------------------------
 
 
-def save(result: FreshnessResult, out_dir: Path | str) -> dict[str, Path]:
-    """Write ``freshness.json`` and ``freshness.png`` (atomically) into ``out_dir``.
+def save(result: FreshnessResult, out_dir: Path | str) -> dict[str, Location]:
+    """Write ``freshness.json`` and ``freshness.png`` (atomically) into ``out_dir`` (a local
+    folder, or an ``s3://`` URI: see :mod:`retrainflow.artifacts`).
 
     Returns:
-        ``{"json": ..., "png": ...}``.
+        ``{"json": ..., "png": ...}``: Paths, or URIs on S3.
     """
-    from retrainflow.artifacts import StageDir
+    from retrainflow.artifacts import StageDir, is_uri
 
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    out = StageDir(Path(out_dir))
+    out = StageDir(out_dir if is_uri(out_dir) else Path(out_dir))
+    if isinstance(out.path, Path):
+        out.path.mkdir(parents=True, exist_ok=True)
     return {
         "json": out.write_json("freshness.json", result.to_dict()),
         "png": out.write_with("freshness.png", lambda p: _plot(result, p)),
@@ -730,7 +733,7 @@ def _plot(result: FreshnessResult, path: Path) -> None:
 
 
 def log_to_mlflow(
-    config: PipelineConfig, result: FreshnessResult, paths: Mapping[str, Path]
+    config: PipelineConfig, result: FreshnessResult, paths: Mapping[str, Location]
 ) -> str:
     """One run in experiment ``<pipeline>-freshness``: the tables as metrics, and the files.
 

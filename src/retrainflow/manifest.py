@@ -154,6 +154,18 @@ class TrainManifest(Manifest):
     cpus: int | None = None
     busy_cpus: float | None = None
     load_average: list[float] = field(default_factory=list)
+    #: Where the fit ran: ``local`` or ``dask`` (``training.engine``; a warm start is always
+    #: ``local``), and why (:func:`retrainflow.core.training.choose_engine`).
+    engine: str = "local"
+    engine_reason: str = ""
+    #: ``dask``: the scheduler's address (no credentials), the workers that held rows and
+    #: fitted, the lake partitions (days) of the rows and the Dask partitions they were
+    #: grouped into; CPU, wall and memory above are the train task's own (the workers'
+    #: are not measured).
+    dask_address: str | None = None
+    dask_workers: int | None = None
+    dask_partitions: int | None = None
+    dask_chunks: int | None = None
 
 
 @dataclass(frozen=True)

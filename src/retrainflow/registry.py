@@ -445,6 +445,8 @@ class Registry:
                 description=f"retrainflow pipeline '{name}'",
                 tags={"retrainflow": "true"},
             )
+        from mlflow.store.artifact.utils.models import _parse_model_id_if_present
+
         with self.tracking():  # a ``models:/<id>`` source is resolved through MLflow's global URI
             mv = self._call(
                 f"register a version of '{name}'",
@@ -453,6 +455,9 @@ class Registry:
                 source=model_uri,
                 run_id=run_id,
                 tags=tags,
+                # A tracking server (not a local store) must be told which logged model a
+                # ``models:/m-…`` source is, as ``mlflow.register_model`` does.
+                model_id=_parse_model_id_if_present(model_uri),
             )
         return self._info(mv)
 

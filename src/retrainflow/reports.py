@@ -3,8 +3,8 @@
 An analysis writes one JSON document and a few PNG plots into a folder, and may
 log them to MLflow as one run of the experiment ``<pipeline>-<analysis>``:
 
-* :func:`default_out_dir` — ``$RETRAINFLOW_HOME/artifacts/<pipeline>/<analysis>__<time>/<analysis>``
-  (through the :class:`~retrainflow.artifacts.ArtifactStore`);
+* :func:`default_out_dir` — ``<artifact_root>/<pipeline>/<analysis>__<time>/<analysis>``
+  (through the :class:`~retrainflow.artifacts.ArtifactStore`: local, or ``s3://``);
 * :func:`agg_figure` — a matplotlib figure on the Agg canvas (no display, no global
   ``pyplot`` state, safe in threads and in Airflow workers);
 * :func:`log_report_to_mlflow` — one MLflow run with metrics, tags and the files.
@@ -20,13 +20,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from retrainflow.artifacts import Location
     from retrainflow.config import PipelineConfig
 
 __all__ = ["agg_figure", "default_out_dir", "log_report_to_mlflow"]
 
 
-def default_out_dir(config: PipelineConfig, analysis: str, *, now: datetime | None = None) -> Path:
-    """The output folder of one run of ``analysis`` (created).
+def default_out_dir(
+    config: PipelineConfig, analysis: str, *, now: datetime | None = None
+) -> Location:
+    """The output folder of one run of ``analysis`` (created when local; a URI on S3).
 
     Args:
         config: The pipeline (its ``artifact_root``).
@@ -71,7 +74,7 @@ def log_report_to_mlflow(
     Args:
         experiment: Experiment name, e.g. ``flights-freshness``.
         run_name: The run's name.
-        files: Files logged as artifacts.
+        files: Files logged as artifacts (local paths, or URIs of the artifact store).
         metrics: Metrics to log; ``None`` values are left out.
         params: Parameters to log (stringified by MLflow).
         tags: Run tags.
@@ -82,6 +85,7 @@ def log_report_to_mlflow(
     """
     import mlflow
 
+    from retrainflow.artifacts import local_copy
     from retrainflow.registry import Registry
 
     registry = Registry()
@@ -97,5 +101,6 @@ def log_report_to_mlflow(
             if params:
                 mlflow.log_params(dict(params))
             for path in files:
-                mlflow.log_artifact(str(path), artifact_path=artifact_path)
+                with local_copy(path) as local:
+                    mlflow.log_artifact(str(local), artifact_path=artifact_path)
             return str(run.info.run_id)

@@ -30,6 +30,7 @@ for dag_id, dag in bag.dags.items():
         "tasks": {
             t.task_id: {
                 "retries": t.retries,
+                "queue": t.queue,
                 "type": type(t).__name__,
                 "multiple_outputs": getattr(t, "multiple_outputs", None),
             }
@@ -110,6 +111,10 @@ def test_every_config_yields_its_retrain_dag(parsed: dict, name: str) -> None:
     retried = {"pull", "features", "train", "evaluate", "promote"}
     assert all(tasks[tid]["retries"] == 2 for tid in retried)
     assert all(t["retries"] == 0 for tid, t in tasks.items() if tid not in retried)
+    # Fits go to the Celery queue of training workers; everything else to the default queue.
+    assert {tid: t["queue"] for tid, t in tasks.items()} == {
+        tid: ("training" if tid == "train" else "default") for tid in tasks
+    }
     # One XCom per stage (its manifest), not one more per key of it.
     assert {tid: t["multiple_outputs"] for tid, t in tasks.items()} == dict.fromkeys(tasks, False)
     monitor = parsed["dags"][f"monitor__{name}"]

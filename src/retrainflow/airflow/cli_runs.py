@@ -698,16 +698,16 @@ SAVED_OUTPUTS = {
 
 def _saved_output(dag_id: str, run_id: str, task_id: str) -> Any:
     """What ``task_id`` returned, from the stage manifest it saved under the run's folder."""
-    from retrainflow.artifacts import safe_name
+    from retrainflow.artifacts import ArtifactStore
     from retrainflow.config import find_config
 
     rel = SAVED_OUTPUTS.get(task_id)
     if rel is None:
         return None
     pipeline = dag_id.split("__", 1)[-1]
-    path = Path(find_config(pipeline).artifact_root_uri()) / pipeline / safe_name(run_id) / rel
     try:
-        return json.loads(path.read_text())
+        run = ArtifactStore(find_config(pipeline).artifact_root_uri()).run(pipeline, run_id)
+        return run.read_json(rel)
     except (OSError, ValueError):
         return None
 

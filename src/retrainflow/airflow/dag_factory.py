@@ -40,6 +40,7 @@ from airflow.sdk import DAG, Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from retrainflow import config as config_mod
+from retrainflow import settings
 from retrainflow.core.modes import Mode
 from retrainflow.exceptions import ConfigError, UserError
 
@@ -180,7 +181,8 @@ def build_retrain_dag(cfg: config_mod.PipelineConfig) -> DAG:
 
             return stage.run(cfg, PullManifest.from_dict(pulled), **_deps(cfg)).to_dict()
 
-        @task(**_REGISTRY_RETRIES, **_ONE_XCOM)
+        # Fits go to their own Celery queue (workers sized for them); the rest to `default`.
+        @task(**_REGISTRY_RETRIES, **_ONE_XCOM, queue=settings.training_queue())
         @_user_errors_fail_fast
         def train(pulled: dict[str, Any], feats: dict[str, Any]) -> dict[str, Any]:
             from retrainflow.stages import train as stage

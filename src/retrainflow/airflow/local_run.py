@@ -12,7 +12,6 @@ must run before anything imports ``airflow``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -184,14 +183,15 @@ def _last_error(path: Path) -> str | None:
 
 def failure_report(dag_id: str, run_id: str) -> dict[str, Any] | None:
     """The first saved stage report with ``success: false`` for this run."""
+    from retrainflow.artifacts import ArtifactStore
     from retrainflow.config import find_config
 
     pipeline = dag_id.split("__", 1)[-1]
-    run_dir = Path(find_config(pipeline).artifact_root_uri()) / pipeline / safe_name(run_id)
+    run = ArtifactStore(find_config(pipeline).artifact_root_uri()).run(pipeline, run_id)
     for stage in ("pull", "validate"):
-        path = run_dir / stage / "report.json"
-        if path.is_file():
-            report = json.loads(path.read_text())
+        name = f"{stage}/report.json"
+        if run.exists(name):
+            report = run.read_json(name)
             if not report.get("success", True):
-                return {"stage": stage, "path": str(path), **report}
+                return {"stage": stage, "path": run.uri(name), **report}
     return None

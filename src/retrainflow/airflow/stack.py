@@ -10,7 +10,19 @@ virtualenv's own ``airflow`` / ``mlflow`` executables in a new session
 ``dag-processor``   parses DAG files into the metadata database
 ``triggerer``       runs deferred tasks (optional)
 ``mlflow``          tracking UI / REST server (optional)
+``worker-N``        Celery workers, one per queue list (CeleryExecutor only)
 ==================  ===================================================
+
+The same code runs the production topology of ``docker-compose.yml`` on one host,
+configured by environment only (README, "Production stack"): with
+``AIRFLOW__CORE__EXECUTOR=CeleryExecutor`` the scheduler sends tasks to Celery
+through ``AIRFLOW__CELERY__BROKER_URL`` and ``start`` adds one Celery worker per
+entry of ``RETRAINFLOW_CELERY_WORKERS`` (``;``-separated queue lists, default one
+worker serving ``default,training``); ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` moves
+the metadata to PostgreSQL, ``MLFLOW_BACKEND_STORE_URI`` and
+``MLFLOW_ARTIFACTS_DESTINATION`` move MLflow's server to PostgreSQL and S3. Before
+anything starts, :mod:`retrainflow.airflow.preflight` checks that the database,
+broker and buckets those variables name answer, with bounded timeouts.
 
 Logs go to ``<home>/logs/<component>.log`` and process ids to
 ``<home>/run/<component>.pid``. Secrets (JWT secret, API secret key, Fernet
@@ -41,6 +53,7 @@ import base64
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -70,8 +83,14 @@ DEFAULT_MLFLOW_PORT = 5000
 START_ORDER: tuple[str, ...] = ("mlflow", "api-server", "scheduler", "dag-processor", "triggerer")
 
 #: Components in stop order. The scheduler goes first: stopping the API server
-#: first leaves task supervisors retrying and the scheduler hanging.
+#: first leaves task supervisors retrying and the scheduler hanging. Celery workers
+#: (``worker-N``) stop right after the scheduler (see :func:`_stop_order`).
 STOP_ORDER: tuple[str, ...] = ("scheduler", "triggerer", "dag-processor", "api-server", "mlflow")
+
+CELERY_EXECUTOR = "CeleryExecutor"
+#: Queues of the one Celery worker started when ``RETRAINFLOW_CELERY_WORKERS`` is unset.
+DEFAULT_WORKER_QUEUES = "default,training"
+_WORKER_PREFIX = "worker-"
 
 _SECRETS_FILE = "retrainflow_secrets.json"
 _PASSWORDS_FILE = "simple_auth_manager_passwords.json"
@@ -118,9 +137,13 @@ class StackConfig:
             (``DEFAULT_MLFLOW_PORT``).
         host: Interface both servers bind to; default as ``api_port`` (``DEFAULT_HOST``).
         parallelism: ``core.parallelism``; LocalExecutor pre-forks this many workers.
-        sql_alchemy_conn: Airflow metadata database; default a SQLite file under
-            ``airflow_home`` (a PostgreSQL URI works too).
-        executor: ``core.executor``.
+        sql_alchemy_conn: Airflow metadata database; default
+            ``$AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``, else a SQLite file under ``airflow_home``.
+        executor: ``core.executor``; default ``$AIRFLOW__CORE__EXECUTOR``, else
+            ``LocalExecutor``. With ``CeleryExecutor`` the stack adds Celery workers.
+        celery_workers: One queue list (comma-separated) per Celery worker to start; default
+            ``$RETRAINFLOW_CELERY_WORKERS`` split on ``;``, else one worker serving
+            ``default,training``. Ignored by other executors.
         mlflow_tracking_uri: What tasks use as ``MLFLOW_TRACKING_URI``; default
             ``$MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<home>/mlflow/mlflow.db``.
         with_mlflow_server: Also start ``mlflow server`` (UI / REST on ``mlflow_port``).
@@ -145,7 +168,8 @@ class StackConfig:
     host: str | None = None
     parallelism: int = 4
     sql_alchemy_conn: str | None = None
-    executor: str = "LocalExecutor"
+    executor: str | None = None
+    celery_workers: tuple[str, ...] | None = None
     mlflow_tracking_uri: str | None = None
     with_mlflow_server: bool = True
     with_triggerer: bool = True
@@ -162,7 +186,24 @@ class StackConfig:
         self.dags_folder = Path(self.dags_folder).expanduser().resolve()
         self.plugins_folder = Path(self.plugins_folder).expanduser().resolve()
         if not self.sql_alchemy_conn:
-            self.sql_alchemy_conn = f"sqlite:///{self.airflow_home / 'airflow.db'}"
+            self.sql_alchemy_conn = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or (
+                f"sqlite:///{self.airflow_home / 'airflow.db'}"
+            )
+        self.executor = (
+            self.executor or os.environ.get("AIRFLOW__CORE__EXECUTOR") or ("LocalExecutor")
+        )
+        if self.celery_workers is None:
+            raw = os.environ.get("RETRAINFLOW_CELERY_WORKERS") or DEFAULT_WORKER_QUEUES
+            self.celery_workers = tuple(q.strip() for q in raw.split(";") if q.strip())
+        self.celery_workers = tuple(self.celery_workers)
+        for queues in self.celery_workers:
+            names = [q.strip() for q in queues.split(",")]
+            if not all(re.fullmatch(r"[A-Za-z0-9_.-]+", q) for q in names):
+                raise StackError(
+                    f"RETRAINFLOW_CELERY_WORKERS: {queues!r} is not a comma-separated list of "
+                    "queue names (letters, digits, '_', '.', '-'); workers are separated by ';', "
+                    "e.g. 'default;training'."
+                )
         if self.api_port is None or self.mlflow_port is None or self.host is None:
             rec = recorded_address(self.home)
             self.host = self.host or str(rec.get("host") or DEFAULT_HOST)
@@ -225,7 +266,10 @@ class StackConfig:
 
     @property
     def mlflow_backend_uri(self) -> str:
-        """Backend store of the MLflow server: the tasks' database URI, else the home's SQLite."""
+        """Backend store of the MLflow server: ``$MLFLOW_BACKEND_STORE_URI``, else the tasks'
+        database URI, else the home's SQLite."""
+        if os.environ.get("MLFLOW_BACKEND_STORE_URI"):
+            return os.environ["MLFLOW_BACKEND_STORE_URI"]
         uri = self.mlflow_tracking_uri or ""
         if uri.startswith(("http://", "https://", "databricks")):
             return f"sqlite:///{self.paths.mlflow_db}"
@@ -238,10 +282,25 @@ class StackConfig:
 
     @property
     def mlflow_artifact_root(self) -> str:
-        """Artifact root of new experiments (``RETRAINFLOW_MLFLOW_ARTIFACTS`` overrides)."""
+        """Where the MLflow server keeps artifacts: ``$MLFLOW_ARTIFACTS_DESTINATION`` (e.g.
+        ``s3://mlflow-artifacts``), else ``$RETRAINFLOW_MLFLOW_ARTIFACTS``, else the home's
+        ``mlflow/artifacts`` folder."""
         return (
-            os.environ.get("RETRAINFLOW_MLFLOW_ARTIFACTS") or self.paths.mlflow_artifacts.as_uri()
+            os.environ.get("MLFLOW_ARTIFACTS_DESTINATION")
+            or os.environ.get("RETRAINFLOW_MLFLOW_ARTIFACTS")
+            or self.paths.mlflow_artifacts.as_uri()
         )
+
+    @property
+    def celery(self) -> bool:
+        """Whether tasks run on Celery workers (``CeleryExecutor``)."""
+        return self.executor == CELERY_EXECUTOR
+
+    def workers(self) -> dict[str, str]:
+        """Celery worker component name (``worker-1``…) to the queues it serves."""
+        if not self.celery:
+            return {}
+        return {f"{_WORKER_PREFIX}{i}": q for i, q in enumerate(self.celery_workers or (), 1)}
 
     def components(self) -> tuple[str, ...]:
         """The enabled components, in start order."""
@@ -250,7 +309,7 @@ class StackConfig:
             for c in START_ORDER
             if (c != "mlflow" or self.with_mlflow_server)
             and (c != "triggerer" or self.with_triggerer)
-        )
+        ) + tuple(self.workers())
 
 
 @dataclass(frozen=True)
@@ -468,7 +527,7 @@ def airflow_env(cfg: StackConfig) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(cfg.dags_folder),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(cfg.plugins_folder),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": cfg.executor,
+        "AIRFLOW__CORE__EXECUTOR": str(cfg.executor),
         "AIRFLOW__CORE__PARALLELISM": str(cfg.parallelism),
         "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
@@ -594,6 +653,27 @@ def _command(cfg: StackConfig, component: str) -> list[str]:
                 "--skip-serve-logs",
             ]
         return [airflow, "scheduler", "--skip-serve-logs"]
+    if component in cfg.workers():
+        # Like the LocalExecutor scheduler: the worker imports the task libraries once and its
+        # pool processes fork from it. Logs stay in the shared AIRFLOW_HOME/logs (one host), so
+        # no log server: two workers on one host would fight over its port (8793).
+        lead = (
+            [sys.executable, "-m", "retrainflow.airflow.preload"]
+            if cfg.preload_task_libraries
+            else [airflow]
+        )
+        return [
+            *lead,
+            "celery",
+            "worker",
+            "--queues",
+            cfg.workers()[component],
+            "--celery-hostname",
+            f"{component}@%h",
+            "--skip-serve-logs",
+            "--without-gossip",
+            "--without-mingle",
+        ]
     if component == "dag-processor":
         return [airflow, "dag-processor"]
     if component == "triggerer":
@@ -602,13 +682,16 @@ def _command(cfg: StackConfig, component: str) -> list[str]:
         from retrainflow.airflow import mlflow_auth
 
         art = cfg.mlflow_artifact_root
+        # A local folder is both the default root and the served destination (tasks that write
+        # to SQLite directly also write artifacts there). Elsewhere (s3://…) the server proxies
+        # every artifact (mlflow-artifacts:/…): only it needs the bucket's credentials.
+        root = ["--default-artifact-root", art] if art.startswith("file:") else []
         return [
             _bin("mlflow"),
             "server",
             "--backend-store-uri",
             cfg.mlflow_backend_uri,
-            "--default-artifact-root",
-            art,
+            *root,
             "--artifacts-destination",
             art,
             "--host",
@@ -620,6 +703,14 @@ def _command(cfg: StackConfig, component: str) -> list[str]:
             *mlflow_auth.server_args(),  # MLflow's basic-auth app: no anonymous access
         ]
     raise ValueError(f"unknown component {component!r}")
+
+
+def _stop_order(cfg: StackConfig) -> tuple[str, ...]:
+    """:data:`STOP_ORDER` with the Celery workers after the scheduler: those configured, and
+    any other ``worker-N`` with a pid file (a stack started with more workers than now)."""
+    recorded = sorted(p.stem for p in cfg.run_dir.glob(f"{_WORKER_PREFIX}*.pid"))
+    workers = tuple(dict.fromkeys([*cfg.workers(), *recorded]))
+    return (STOP_ORDER[0], *workers, *STOP_ORDER[1:])
 
 
 def _pid_file(cfg: StackConfig, component: str) -> Path:
@@ -711,6 +802,10 @@ def _launch(cfg: StackConfig, component: str, env: dict[str, str]) -> subprocess
 
         child_env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         child_env = mlflow_auth.server_env(cfg.home, child_env)
+    if component in cfg.workers():
+        # Each task instance records which worker ran it (its `hostname`: worker-N@<host>).
+        child_env["RETRAINFLOW_WORKER_NAME"] = component
+        child_env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = "retrainflow.airflow.hostname.hostname"
     if component == "api-server" and "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS" in child_env:
         child_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = (
             "retrainflow.airflow.db_settings.API_SERVER_CONNECT_ARGS"
@@ -734,9 +829,9 @@ def _launch(cfg: StackConfig, component: str, env: dict[str, str]) -> subprocess
 
 def _redact(uri: str) -> str:
     """``uri`` with the password replaced by ``***``."""
-    import re
+    from retrainflow.airflow.preflight import redact
 
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", uri)
+    return redact(uri)
 
 
 def _migrate(cfg: StackConfig, env: dict[str, str], timeout: float) -> None:
@@ -817,7 +912,24 @@ def _unhealthy(cfg: StackConfig) -> list[str]:
                 waiting.append(component)
     if cfg.with_mlflow_server and not _mlflow_ok(cfg):
         waiting.append("mlflow")
+    waiting += [w for w in cfg.workers() if not _worker_ready(cfg, w)]
     return waiting
+
+
+def _worker_ready(cfg: StackConfig, component: str) -> bool:
+    """Whether a Celery worker's log says it is ready since its last start (Celery logs
+    ``celery@<name> ready.`` once connected to the broker)."""
+    if _read_pid(cfg, component) is None:
+        return False
+    try:
+        with open(_log_file(cfg, component), "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(fh.tell() - 256_000, 0))
+            tail = fh.read().decode(errors="replace")
+    except OSError:
+        return False
+    since_start = tail.rsplit("retrainflow starts:", 1)[-1]
+    return f"{component}@" in since_start and " ready." in since_start
 
 
 # Public API --------------------------------------------------------------------------------
@@ -900,6 +1012,11 @@ def start(cfg: StackConfig, *, timeout: float = 180) -> StackInfo:
                 f"({'api_port' if component == 'api-server' else 'mlflow_port'})."
             )
 
+    env = _process_env(cfg)
+    from retrainflow.airflow import preflight
+
+    # The database, broker and buckets the environment names answer (bounded, clear errors).
+    preflight.check(env, celery=cfg.celery, mlflow_server="mlflow" in missing)
     _record_address(cfg)  # before the processes: their retrainflow_api connection reads it
     env = _process_env(cfg)
     for d in (cfg.log_dir, cfg.run_dir, cfg.paths.mlflow_dir, cfg.paths.mlflow_artifacts):
@@ -936,7 +1053,7 @@ def start(cfg: StackConfig, *, timeout: float = 180) -> StackInfo:
                 )
             time.sleep(1)
     except BaseException:
-        for component in STOP_ORDER:
+        for component in _stop_order(cfg):
             if component in procs:
                 _terminate(procs[component].pid, grace=15)
                 _pid_file(cfg, component).unlink(missing_ok=True)
@@ -989,7 +1106,7 @@ def stop(cfg: StackConfig, *, grace: float = 30) -> dict[str, bool]:
     """
     _stop_supervisor(cfg)  # first: nothing may be restarted while the stack stops
     stopped: dict[str, bool] = {}
-    for component in STOP_ORDER:
+    for component in _stop_order(cfg):
         pid = _read_pid(cfg, component)
         if pid is not None:
             _terminate(pid, grace=grace)
@@ -1065,6 +1182,8 @@ def health(cfg: StackConfig) -> dict[str, dict[str, Any]]:
         pid = _read_pid(cfg, component)
         if component == "api-server":
             answer = "unknown" if pid is None else ("healthy" if api else "unhealthy")
+        elif component in cfg.workers():
+            answer = "healthy" if _worker_ready(cfg, component) else "unknown"
         elif component == "mlflow":
             answer = "healthy" if pid is not None and _mlflow_ok(cfg) else "unknown"
         else:

@@ -50,6 +50,7 @@ _CONFIG_FIELDS = (
     "parallelism",
     "sql_alchemy_conn",
     "executor",
+    "celery_workers",
     "mlflow_tracking_uri",
     "with_mlflow_server",
     "with_triggerer",

@@ -31,8 +31,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from retrainflow.artifacts import safe_name
-
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1rem;color:#1a202c}
 table{border-collapse:collapse;font-size:.9rem}
@@ -163,13 +161,14 @@ def timeline_html(dag_id: str) -> str:
     return _page(f"{name}: model timeline", f"<table><tr>{head}</tr>{''.join(cells)}</table>")
 
 
-def run_html(dag_id: str, run_id: str, artifact_root: Path | None = None) -> str:
-    """What one retrain run did, from its stage artifacts."""
+def run_html(dag_id: str, run_id: str, artifact_root: Path | str | None = None) -> str:
+    """What one retrain run did, from its stage artifacts (local or ``s3://``)."""
+    from retrainflow.artifacts import ArtifactStore
     from retrainflow.config import find_config
 
     name = pipeline_of(dag_id)
-    root = artifact_root or Path(find_config(name).artifact_root_uri())
-    run_dir = root / name / safe_name(run_id)
+    root = artifact_root or find_config(name).artifact_root_uri()
+    run_dir = ArtifactStore(root).run(name, run_id)
     if not run_dir.is_dir():
         return _page(f"{name}: run {run_id}", "<p>This run has written no artifacts (yet).</p>")
     parts = []
@@ -179,14 +178,14 @@ def run_html(dag_id: str, run_id: str, artifact_root: Path | None = None) -> str
         ("evaluate", "verdict.json"),
         ("promote", "manifest.json"),
     ):
-        path = run_dir / stage / file
-        if not path.is_file():
+        rel = f"{stage}/{file}"
+        if not run_dir.exists(rel):
             parts.append(f"<h3>{stage}</h3><p>not reached</p>")
             continue
-        data = redact(json.loads(path.read_text()))
+        data = redact(run_dir.read_json(rel))
         parts.append(
             f"<h3>{stage}</h3>{_summary(stage, data)}"
-            f"<details><summary>{html.escape(str(path))}</summary><pre>"
+            f"<details><summary>{html.escape(run_dir.uri(rel))}</summary><pre>"
             f"{html.escape(json.dumps(data, indent=2)[:20000])}</pre></details>"
         )
     return _page(f"{name}: run {run_id}", "".join(parts))

@@ -10,20 +10,23 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 if TYPE_CHECKING:
+    from retrainflow.artifacts import Location
     from retrainflow.backtest.result import BacktestResult
     from retrainflow.config import PipelineConfig
 
 
-def save(result: BacktestResult, out_dir: Path | str) -> dict[str, Path]:
-    """Write ``backtest.json``, ``metric_over_time.png`` and ``cumulative_compute.png``.
+def save(result: BacktestResult, out_dir: Path | str) -> dict[str, Location]:
+    """Write ``backtest.json``, ``metric_over_time.png`` and ``cumulative_compute.png``
+    into ``out_dir`` (a local folder, or an ``s3://`` URI: see :mod:`retrainflow.artifacts`).
 
     Returns:
-        ``{"json": ..., "metric_png": ..., "compute_png": ...}``.
+        ``{"json": ..., "metric_png": ..., "compute_png": ...}``: Paths, or URIs on S3.
     """
-    from retrainflow.artifacts import StageDir
+    from retrainflow.artifacts import StageDir, is_uri
 
-    out = StageDir(Path(out_dir))
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    out = StageDir(out_dir if is_uri(out_dir) else Path(out_dir))
+    if isinstance(out.path, Path):
+        out.path.mkdir(parents=True, exist_ok=True)
     paths = {"json": out.write_json("backtest.json", result.to_dict())}
     paths["metric_png"] = out.write_with(
         "metric_over_time.png", lambda p: _plot(result, p, "metric")
@@ -92,7 +95,9 @@ def _plot(result: BacktestResult, path: Path, what: Literal["metric", "compute"]
     fig.savefig(path, format="png")
 
 
-def log_to_mlflow(config: PipelineConfig, result: BacktestResult, paths: Mapping[str, Path]) -> str:
+def log_to_mlflow(
+    config: PipelineConfig, result: BacktestResult, paths: Mapping[str, Location]
+) -> str:
     """One run in experiment ``<pipeline>-backtest``: summary metrics and the saved files.
 
     Returns:

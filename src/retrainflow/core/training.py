@@ -20,6 +20,11 @@ CPU of a one-thread fit (``benchmarks/fit_contention.py``).
 DAG runs step 1 in its ``features`` stage and steps 2–3 in ``train`` (they are
 separate tasks so that features can be inspected), through the same functions.
 :func:`replay_sample` draws a warm start's replay rows.
+
+Every estimator is fitted by :func:`fit` (:func:`fit_estimator`: its estimator alone),
+which also decides where (:func:`choose_engine`, ``training.engine``): in this process,
+or — a stateless LightGBM fit with ``engine: dask`` — on a Dask cluster
+(:mod:`retrainflow.core.dask_engine`), which returns the same kind of booster.
 """
 
 from __future__ import annotations
@@ -41,9 +46,12 @@ from retrainflow.model import TabularModel
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import pandas as pd
 
     from retrainflow.config import PipelineConfig
+    from retrainflow.core.dask_engine import DaskFit, StoredRows
     from retrainflow.features import FeatureTransformer
 
 
@@ -99,7 +107,12 @@ def train_model(
     y = targets(config, raw)
     categorical = list(transformer.categorical_features_)
     if parent is None:
-        estimator = fit_estimator(config, features, y, categorical)
+        partitions = None
+        if config.training.engine == "dask":  # the workers get the rows in groups of days
+            from retrainflow.core.dask_engine import partition_sizes
+
+            partitions = partition_sizes(raw[config.time_column])
+        estimator = fit_estimator(config, features, y, categorical, partitions=partitions)
     else:
         estimator = continue_estimator(config, parent.estimator, features, y, categorical, **warm)
     return assemble(config, transformer, estimator)
@@ -309,23 +322,88 @@ def sklearn_estimator(config: PipelineConfig) -> Any:
     raise AssertionError(f"not a scikit-learn estimator: {name}")
 
 
-def fit_estimator(
+@dataclass(frozen=True)
+class Engine:
+    """Where a fit runs (``training.engine``) and why; for Dask, also on what."""
+
+    #: ``local`` (this process) or ``dask``.
+    name: str
+    #: ``configured (training.engine: ...)``, or why a ``dask`` pipeline fitted locally.
+    reason: str
+    #: ``dask``: what the fit ran on (set by :func:`fit`).
+    dask: DaskFit | None = None
+
+
+def choose_engine(config: PipelineConfig, *, warm: bool) -> Engine:
+    """Where a fit of ``config`` runs: ``training.engine``, except that a warm start always
+    continues the champion's booster in this process: ``dask`` fits stateless only (a
+    warm start's rows are the few new days, and ``refit`` costs a pass of prediction).
+    ``mode: warm_start`` with ``dask`` is refused by the config; ``mode: auto`` (or a run
+    requesting a warm start) falls back to ``local`` with this reason recorded."""
+    if config.training.engine != "dask":
+        return Engine("local", f"configured (training.engine: {config.training.engine})")
+    if warm:
+        return Engine(
+            "local",
+            "warm start: the champion's booster is continued in this process "
+            "(training.engine: dask fits stateless only)",
+        )
+    return Engine("dask", "configured (training.engine: dask)")
+
+
+def fit(
     config: PipelineConfig,
-    X: pd.DataFrame,
-    y: np.ndarray,
+    X: pd.DataFrame | StoredRows,
+    y: np.ndarray | None,
     categorical: list[str],
     parent: Any | None = None,
     *,
     threads: ThreadChoice | None = None,
-) -> Any:
-    """Fit a new estimator, or continue ``parent`` when given (warm start).
+    partitions: Sequence[int] | None = None,
+    engine: Engine | None = None,
+) -> tuple[Any, Engine]:
+    """Fit a new estimator, or continue ``parent`` when given (warm start); and where it ran.
 
-    A warm start uses the pipeline's ``training.warm_start`` settings
-    (:func:`continue_estimator`). ``threads``: the choice :func:`fit_threads` made for
-    these rows (made here when not given).
+    The one place estimators are fitted. A warm start uses the pipeline's
+    ``training.warm_start`` settings (:func:`continue_estimator`), in this process.
+    A stateless LightGBM fit with ``training.engine: dask`` runs on the Dask cluster at
+    ``$RETRAINFLOW_DASK_ADDRESS`` (:func:`retrainflow.core.dask_engine.fit`).
+
+    Args:
+        config: The pipeline.
+        X: Features in memory, or stored as Parquet
+            (:class:`~retrainflow.core.dask_engine.StoredRows`: on Dask the workers read
+            them; a local fit loads them).
+        y: The targets of ``X`` in memory; None for stored rows.
+        categorical: Categorical feature names.
+        parent: The estimator to continue (warm start); None for a stateless fit.
+        threads: The choice :func:`fit_threads` made for these rows (made here when not
+            given; local fits only: Dask workers use their own threads).
+        partitions: Dask, rows in memory: the row counts of their lake partitions
+            (:func:`~retrainflow.core.dask_engine.partition_sizes`).
+        engine: :func:`choose_engine`'s choice (made here when not given).
+
+    Returns:
+        ``(estimator, engine)``; after a Dask fit ``engine.dask`` says what it ran on.
+
+    Raises:
+        ConfigError: ``engine: dask`` without a valid ``RETRAINFLOW_DASK_ADDRESS``.
+        DaskEngineError: the cluster is not reachable, has no worker, or its workers
+            cannot read the stored rows.
     """
+    engine = engine or choose_engine(config, warm=parent is not None)
+    if engine.name == "dask" and parent is None:
+        from retrainflow.core import dask_engine
+
+        booster, ran = dask_engine.fit(config, X, y, categorical, partitions=partitions)
+        return booster, Engine(engine.name, engine.reason, ran)
+    from retrainflow.core.dask_engine import StoredRows
+
+    if isinstance(X, StoredRows):
+        X, y = X.load()
+    assert y is not None
     if parent is not None:
-        return continue_estimator(config, parent, X, y, categorical, threads=threads)
+        return continue_estimator(config, parent, X, y, categorical, threads=threads), engine
     if config.training.estimator == "lightgbm":
         threads = threads or fit_threads(config, len(X))
         import lightgbm as lgb
@@ -334,8 +412,29 @@ def fit_estimator(
         data = lgb.Dataset(
             X, label=y, categorical_feature=categorical or "auto", free_raw_data=True
         )
-        return lgb.train(params, data, num_boost_round=rounds)
-    return sklearn_estimator(config).fit(X, y)
+        return lgb.train(params, data, num_boost_round=rounds), engine
+    return sklearn_estimator(config).fit(X, y), engine
+
+
+def fit_estimator(
+    config: PipelineConfig,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    categorical: list[str],
+    parent: Any | None = None,
+    *,
+    threads: ThreadChoice | None = None,
+    partitions: Sequence[int] | None = None,
+) -> Any:
+    """Fit a new estimator, or continue ``parent`` when given (warm start): the estimator
+    of :func:`fit`, wherever ``training.engine`` runs it.
+
+    A warm start uses the pipeline's ``training.warm_start`` settings
+    (:func:`continue_estimator`). ``threads``: the choice :func:`fit_threads` made for
+    these rows (made here when not given). ``partitions``: ``engine: dask``, the row counts
+    of the rows' lake partitions (default: one piece per worker).
+    """
+    return fit(config, X, y, categorical, parent, threads=threads, partitions=partitions)[0]
 
 
 def continue_estimator(

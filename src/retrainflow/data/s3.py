@@ -100,6 +100,10 @@ class S3ParquetSource(Source):
             config = Config(
                 s3={"addressing_style": "path"} if self.endpoint_url else {},
                 retries={"mode": "standard", "max_attempts": 3},
+                # An endpoint that swallows packets fails a task in ~30 s, not botocore's
+                # 60 s per attempt; a partition of a few MB reads well within 60 s.
+                connect_timeout=10,
+                read_timeout=60,
             )
             self._client = boto3.session.Session().client(
                 "s3", endpoint_url=self.endpoint_url, region_name=self.region, config=config

@@ -28,6 +28,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from retrainflow import settings
 from retrainflow.exceptions import CorruptDataError, InvalidPartitionError
 
 if TYPE_CHECKING:
@@ -300,10 +301,33 @@ class ParquetLakeSource(Source):
 
 
 def make_source(config: PipelineConfig) -> Source:
-    """The source a pipeline config describes."""
+    """The source a pipeline config describes.
+
+    A ``parquet`` source with a relative path lives under the lake root
+    (:func:`~retrainflow.settings.lake_root`): when ``RETRAINFLOW_LAKE_URI`` is
+    ``s3://bucket/prefix`` it is an :class:`~retrainflow.data.s3.S3ParquetSource` at
+    ``<prefix>/<path>`` (endpoint and region from ``AWS_ENDPOINT_URL`` and
+    ``AWS_DEFAULT_REGION``).
+    """
     src = config.source
     source: Source
-    if src.kind == "parquet":
+    lake = (
+        settings.lake_root()
+        if src.kind == "parquet" and not Path(src.path).expanduser().is_absolute()
+        else None
+    )
+    if src.kind == "parquet" and isinstance(lake, settings.S3Location):
+        from retrainflow.data.s3 import S3ParquetSource
+
+        env = os.environ.get
+        source = S3ParquetSource(
+            bucket=lake.bucket,
+            prefix=lake.key(src.path),
+            endpoint_url=env("AWS_ENDPOINT_URL_S3") or env("AWS_ENDPOINT_URL"),
+            region=env("AWS_REGION") or env("AWS_DEFAULT_REGION") or "us-east-1",
+            time_column=config.time_column,
+        )
+    elif src.kind == "parquet":
         source = ParquetLakeSource(src.resolved_path(), config.time_column)
     elif src.kind == "s3":
         from retrainflow.data.s3 import S3ParquetSource

@@ -7,17 +7,20 @@ computed from it. Entries are keyed by the monitoring run id, so a retried
 check replaces its own line instead of counting twice. Every MLflow run of the
 ``<pipeline>-monitoring`` experiment carries the same data for people; this
 file is the compact, append-only copy the policy reads.
+
+The artifact root may be local or ``s3://`` (:mod:`retrainflow.artifacts`): the file
+is read whole and replaced whole, atomically (a local temporary file and
+``os.replace``; one object put on S3).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from retrainflow import artifacts
 from retrainflow.jsonsafe import json_safe
 from retrainflow.policy import CheckResult
 
@@ -58,14 +61,18 @@ class CheckLedger:
     """Append-only (per run id) JSON-lines file of a pipeline's checks."""
 
     def __init__(self, artifact_root: str | Path, pipeline: str) -> None:
-        self.path = Path(artifact_root) / pipeline / "monitoring" / "checks.jsonl"
+        root = artifacts.ArtifactStore(artifact_root)
+        #: ``<artifact_root>/<pipeline>/monitoring/checks.jsonl`` (a Path, or a URI).
+        self.path = root.location(pipeline, "monitoring", "checks.jsonl")
 
     def entries(self) -> list[LedgerEntry]:
         """All checks, oldest first (in the order they were recorded)."""
-        if not self.path.is_file():
+        try:
+            text = artifacts.read_text(self.path)
+        except FileNotFoundError:
             return []
         out = []
-        for line in self.path.read_text().splitlines():
+        for line in text.splitlines():
             if line.strip():
                 out.append(LedgerEntry.from_dict(json.loads(line)))
         return out
@@ -74,9 +81,5 @@ class CheckLedger:
         """Add ``entry``, replacing an earlier entry of the same run id (retries)."""
         kept = [e for e in self.entries() if e.run_id != entry.run_id]
         kept.append(entry)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".checks.", dir=self.path.parent)
-        with os.fdopen(fd, "w") as fh:
-            for e in kept:
-                fh.write(json.dumps(json_safe(e.to_dict()), allow_nan=False) + "\n")
-        os.replace(tmp, self.path)
+        lines = [json.dumps(json_safe(e.to_dict()), allow_nan=False) + "\n" for e in kept]
+        artifacts.write_bytes(self.path, "".join(lines).encode("utf-8"))

@@ -16,7 +16,7 @@ import logging
 from datetime import date
 from typing import TYPE_CHECKING
 
-from retrainflow.artifacts import ArtifactStore
+from retrainflow.artifacts import ArtifactStore, read_parquet
 from retrainflow.core import metrics
 from retrainflow.manifest import PullManifest, TrainManifest, Verdict
 from retrainflow.stages.train import load_model
@@ -38,11 +38,10 @@ def run(
     store: ArtifactStore | None = None,
 ) -> Verdict:
     """Score challenger and champion on the holdout and apply the gate."""
-    import pandas as pd
 
     store = store or ArtifactStore(config.artifact_root_uri())
     out = store.stage(config.name, pulled.context.run_id, STAGE)
-    holdout = pd.read_parquet(pulled.holdout.uri)
+    holdout = read_parquet(pulled.holdout.uri)
     champion_info = registry.champion(config.registered_model_name)
     champion = None
     if champion_info is not None:

@@ -4,7 +4,9 @@ Step 1 of the fit sequence of :mod:`retrainflow.core.training`
 (:func:`~retrainflow.core.training.prepare_features`): a stateless run fits a new
 transformer on the training rows; a warm start reuses the parent model's fitted
 transformer unchanged (frozen). The fitted transformer is saved here and packaged
-into the model by ``train``.
+into the model by ``train``. For a fit on Dask (``training.engine: dask``) the
+training matrix is written with one Parquet row group per lake partition, which
+the workers read in parallel (:mod:`retrainflow.core.dask_engine`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import pickle
 from typing import TYPE_CHECKING
 
-from retrainflow.artifacts import ArtifactStore
+from retrainflow.artifacts import ArtifactStore, read_parquet
 from retrainflow.core import training
 from retrainflow.core.modes import Mode
 from retrainflow.manifest import FeaturesManifest, PullManifest
@@ -35,11 +37,10 @@ def run(
     store: ArtifactStore | None = None,
 ) -> FeaturesManifest:
     """Fit or load the transformer; write ``transformer.pkl`` and ``train.parquet``."""
-    import pandas as pd
 
     store = store or ArtifactStore(config.artifact_root_uri())
     out = store.stage(config.name, pulled.context.run_id, STAGE)
-    raw = pd.read_parquet(pulled.train.uri)
+    raw = read_parquet(pulled.train.uri)
     parent = None
     if pulled.mode == Mode.WARM_START:
         assert pulled.parent_version is not None
@@ -48,7 +49,16 @@ def run(
     frozen = parent is not None
     features[TARGET] = training.targets(config, raw)
     out.write_with("transformer.pkl", lambda p: p.write_bytes(pickle.dumps(transformer)))
-    train_path = out.write_parquet("train.parquet", features)
+    if training.choose_engine(config, warm=frozen).name == "dask":
+        # one row group per lake partition: the Dask workers read them in parallel
+        from retrainflow.core.dask_engine import partition_sizes, write_partitioned
+
+        sizes = partition_sizes(raw[config.time_column])
+        train_path = out.write_with(
+            "train.parquet", lambda p: write_partitioned(features, sizes, p)
+        )
+    else:
+        train_path = out.write_parquet("train.parquet", features)
     manifest = FeaturesManifest(
         transformer_uri=str(out.file("transformer.pkl")),
         train_uri=str(train_path),

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from retrainflow.artifacts import ArtifactStore, safe_name
+from retrainflow.artifacts import ArtifactStore, local_copy, safe_name
 from retrainflow.core import windows
 from retrainflow.core.monitoring import decide_retrain, run_check
 from retrainflow.data.sources import make_source
@@ -298,5 +298,6 @@ def _log_to_mlflow(
             mlflow.log_metrics(metrics)
             mlflow.log_dict(decision, "decision.json")
             for path in files:
-                mlflow.log_artifact(path, artifact_path="report")
+                with local_copy(path) as local:
+                    mlflow.log_artifact(str(local), artifact_path="report")
             return run.info.run_id

@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retrainflow.artifacts import ArtifactStore
+from retrainflow.artifacts import ArtifactStore, exists, local_copy
 from retrainflow.core.modes import Mode
 from retrainflow.manifest import (
     FeaturesManifest,
@@ -215,8 +215,9 @@ def _log_run(
             )
             mlflow.log_metrics(metrics)
             for report in (pulled.report_uri, verdict.report_uri):
-                if Path(report).is_file():
-                    mlflow.log_artifact(report, artifact_path="reports")
+                if exists(report):
+                    with local_copy(report) as local:
+                        mlflow.log_artifact(str(local), artifact_path="reports")
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=PyfuncModel(load_model(trained)),

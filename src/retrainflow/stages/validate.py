@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from retrainflow.artifacts import ArtifactStore
+from retrainflow.artifacts import ArtifactStore, read_parquet
 from retrainflow.exceptions import ValidationFailedError
 from retrainflow.manifest import PullManifest, ValidateManifest
 
@@ -33,7 +33,6 @@ def run(
         ValidationFailedError: naming each failing column and expectation; the
             report path is in its ``report_uri``.
     """
-    import pandas as pd
 
     from retrainflow.validation import validate_frame
 
@@ -41,7 +40,7 @@ def run(
     out = store.stage(config.name, pulled.context.run_id, STAGE)
     reports = []
     for name, ref in (("train", pulled.train), ("holdout", pulled.holdout)):
-        reports.append(validate_frame(config, pd.read_parquet(ref.uri), dataset=name))
+        reports.append(validate_frame(config, read_parquet(ref.uri), dataset=name))
     warnings = list(pulled.contract.get("warnings", []))  # the data contract's, from pull
     if pulled.schema_change:
         warnings.append(
