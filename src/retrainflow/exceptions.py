@@ -57,6 +57,13 @@ class ConfigError(UserError):
         self.field = field
 
 
+class EnvironmentSettingError(ConfigError):
+    """An environment variable that configures the deployment (``RETRAINFLOW_LAKE_URI``,
+    ``RETRAINFLOW_DASK_ADDRESS``…) is unset where needed or invalid. Names the variable."""
+
+    code = "invalid_environment"
+
+
 class PipelineNotFoundError(UserError):
     """No config file defines the requested pipeline."""
 

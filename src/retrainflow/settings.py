@@ -136,7 +136,7 @@ def _storage_root(var: str, raw: str) -> Path | S3Location:
     Raises:
         ConfigError: naming ``var``, for another scheme, a query string or no bucket.
     """
-    from retrainflow.exceptions import ConfigError
+    from retrainflow.exceptions import EnvironmentSettingError
 
     m = _URI_RE.match(raw)
     if m is None:
@@ -145,22 +145,22 @@ def _storage_root(var: str, raw: str) -> Path | S3Location:
     expected = "a local path, file:///absolute/path or s3://bucket/prefix"
     if scheme == "file":
         if not rest.startswith("/"):
-            raise ConfigError(
+            raise EnvironmentSettingError(
                 f"{var}={raw!r} is not an absolute file:/// URI; expected {expected}."
             )
         return Path(rest).resolve()
     if scheme != "s3":
-        raise ConfigError(
+        raise EnvironmentSettingError(
             f"{var}={raw!r} has the unsupported scheme {scheme!r}; expected {expected}."
         )
     if "?" in rest or "#" in rest:
-        raise ConfigError(
+        raise EnvironmentSettingError(
             f"{var}={raw!r} has a query string; expected {expected} (S3 options come from the "
             "AWS_* environment variables)."
         )
     bucket, _, prefix = rest.partition("/")
     if not bucket:
-        raise ConfigError(f"{var}={raw!r} names no bucket; expected {expected}.")
+        raise EnvironmentSettingError(f"{var}={raw!r} names no bucket; expected {expected}.")
     return S3Location(bucket, prefix.strip("/"))
 
 

@@ -23,22 +23,12 @@ import psutil
 import pytest
 import yaml
 
-from tests.airflow.live import explain_run, running_stack
+from tests.airflow.live import explain_run, running_stack, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.timeout(900)]
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pipelines"
 RETRAIN = "retrain__synthetic"
-
-
-def _wait(what: str, predicate, timeout: float, poll: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +73,7 @@ def test_a_killed_train_task_is_retried_and_registers_one_version(live: dict) ->
                 return int(ti["pid"])
         return None
 
-    pid = _wait("the train task to run", running_train_pid, timeout=300, poll=0.3)
+    pid = wait_for("the train task to run", running_train_pid, timeout=300, poll=0.3)
     time.sleep(2)  # inside the fit
     os.kill(pid, signal.SIGKILL)
     final = client.wait_for_dag_run(RETRAIN, run_id, timeout=600)
@@ -111,7 +101,7 @@ def test_a_killed_scheduler_is_restarted_and_down_leaves_nothing(live: dict) -> 
         ok = h["pid"] not in (None, old) and h["restarts"] >= 1 and h["api"] == "healthy"
         return h if ok else None
 
-    health = _wait("the supervisor to restart the scheduler", restarted, timeout=180, poll=1)
+    health = wait_for("the supervisor to restart the scheduler", restarted, timeout=180, poll=1)
     assert health["process"] == "running"
     # The killed scheduler's LocalExecutor workers (its process group; they ignore SIGTERM)
     # were stopped before the new one started: none idles on.

@@ -205,3 +205,35 @@ def test_a_broker_refusing_the_credentials_is_named(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_missing_s3_credentials_are_named_as_such(
+    s3_endpoint: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    msg = _raises(preflight.check_bucket, "RETRAINFLOW_LAKE_URI", "s3://lake/")
+    assert "no S3 credentials found" in msg and "AWS_ACCESS_KEY_ID" in msg
+
+
+def test_an_in_process_runs_sqlite_settings_do_not_follow_a_server_database(
+    topology_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`local_run` exports its own home's SQLite URL and connect arguments into os.environ
+    (Airflow reads its configuration at import). A stack started later in that process
+    must neither take that SQLite file nor pass SQLite's arguments to PostgreSQL (seen in
+    CI: `airflow db migrate` failed on PostgreSQL after an in-process run)."""
+    other = stack.StackConfig(home=topology_env / "other", api_port=1, mlflow_port=2)
+    for key, value in stack._sqlite_settings(other).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", str(other.sql_alchemy_conn))
+    own = stack.StackConfig(api_port=1, mlflow_port=2)
+    assert own.sql_alchemy_conn == f"sqlite:///{own.airflow_home / 'airflow.db'}"
+    assert own.sql_alchemy_conn != other.sql_alchemy_conn
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql://pg:5432/airflow")
+    server = stack.StackConfig(api_port=1, mlflow_port=2)
+    env = stack._process_env(server)
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == "postgresql://pg:5432/airflow"
+    assert not set(stack._SQLITE_ONLY) & set(env)

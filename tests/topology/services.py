@@ -24,14 +24,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.airflow.live import free_port
+
 #: Buckets of the topology, as compose's ``minio-init`` creates them.
 BUCKETS = ("mlflow-artifacts", "lake", "retrainflow-artifacts")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_port(port: int, what: str, timeout: float = 30) -> None:
@@ -64,8 +60,8 @@ def pg_url(database: str, driver: str = "postgresql+psycopg2") -> str:
     return f"{driver}://postgres@127.0.0.1:5432/{database}"
 
 
-def recreate_database(name: str) -> None:
-    """Drop (closing its connections) and create database ``name``."""
+def drop_database(name: str, *, create: bool = False) -> None:
+    """Drop database ``name`` (closing its connections); create it again if ``create``."""
     import psycopg2
 
     conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
@@ -77,23 +73,8 @@ def recreate_database(name: str) -> None:
                 (name,),
             )
             cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
-
-
-def drop_database(name: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
-            )
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            if create:
+                cur.execute(f'CREATE DATABASE "{name}"')
     finally:
         conn.close()
 
@@ -120,7 +101,7 @@ class Services:
     def start(self) -> Services:
         ensure_postgres()
         for db in (self.airflow_db, self.mlflow_db):
-            recreate_database(db)
+            drop_database(db, create=True)
         self.start_redis()
         log = open(self.workdir / "moto.log", "ab")  # noqa: SIM115 — lives as long as the server
         self.procs["s3"] = subprocess.Popen(

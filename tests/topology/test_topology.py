@@ -33,7 +33,7 @@ import psutil
 import pytest
 import yaml
 
-from tests.airflow.live import explain_run
+from tests.airflow.live import explain_run, wait_for
 from tests.topology.services import Services, free_port, topology_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.topology, pytest.mark.timeout(1800)]
@@ -41,16 +41,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.topology, pytest.mark.timeout(1800)]
 REPO = Path(__file__).resolve().parents[2]
 RETRAIN, MONITOR, SLOW = "retrain__flights", "monitor__flights", "retrain__flightsslow"
 FIRST_END = "2013-03-01"
-
-
-def _wait(what: str, predicate, timeout: float, poll: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def _configs(config_dir: Path) -> None:
@@ -247,7 +237,7 @@ def test_a_worker_killed_mid_training_is_retried_and_registers_once(topo: dict) 
         ti = _tis(client, SLOW, "kill").get("train", {})
         return ti if ti.get("state") == "running" and ti.get("hostname") else None
 
-    ti = _wait("the fit to start on a worker", training, timeout=600)
+    ti = wait_for("the fit to start on a worker", training, timeout=600)
     time.sleep(3)  # inside the fit
     victim = _worker_of(ti)
     pid = stack._read_pid(scfg, victim)
@@ -263,7 +253,7 @@ def test_a_worker_killed_mid_training_is_retried_and_registers_once(topo: dict) 
     assert [v.version for v in versions] == ["1"]
     assert versions[0].tags["dag_run_id"] == "kill"
     # the supervisor brought the dead worker back
-    _wait(f"{victim} to be back", lambda: stack.health(scfg)[victim]["api"] == "healthy", 180)
+    wait_for(f"{victim} to be back", lambda: stack.health(scfg)[victim]["api"] == "healthy", 180)
 
 
 @pytest.mark.faults
@@ -274,7 +264,7 @@ def test_a_broker_restart_mid_run_neither_loses_the_run_nor_registers_twice(topo
     before = [v.version for v in Registry().versions("flightsslow")]
     conf = {"window_end": "2013-03-08", "mode": "stateless"}
     client.trigger_dag_run(SLOW, conf=conf, run_id="broker")
-    _wait(
+    wait_for(
         "the fit to start",
         lambda: _tis(client, SLOW, "broker").get("train", {}).get("state") == "running",
         timeout=600,

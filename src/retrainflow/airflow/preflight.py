@@ -98,12 +98,13 @@ def check_bucket(variable: str, uri: str, timeout: float = TIMEOUT) -> None:
     """``HEAD`` the bucket of an ``s3://`` location through ``AWS_ENDPOINT_URL`` (if set)."""
     import boto3
     from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     bucket = urlsplit(uri).netloc
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     where = f"S3 endpoint {endpoint} (AWS_ENDPOINT_URL)" if endpoint else "S3"
-    client = boto3.client(
+    # A session of its own: boto3's default session keeps the credentials it found first.
+    client = boto3.session.Session().client(
         "s3",
         config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1}),
     )
@@ -121,6 +122,11 @@ def check_bucket(variable: str, uri: str, timeout: float = TIMEOUT) -> None:
         else:
             problem = f"{where} answered {code or exc} for bucket {bucket!r}"
         raise StackError(f"{variable}={uri}: {problem}.") from None
+    except NoCredentialsError:
+        raise StackError(
+            f"{variable}={uri}: no S3 credentials found; set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or another source of boto3's credential chain)."
+        ) from None
     except BotoCoreError as exc:
         raise StackError(
             f"{variable}={uri}: cannot reach {where} ({_first_line(exc)}). Start it or fix "

@@ -138,7 +138,8 @@ class StackConfig:
         host: Interface both servers bind to; default as ``api_port`` (``DEFAULT_HOST``).
         parallelism: ``core.parallelism``; LocalExecutor pre-forks this many workers.
         sql_alchemy_conn: Airflow metadata database; default
-            ``$AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``, else a SQLite file under ``airflow_home``.
+            ``$AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` when it names a server database
+            (PostgreSQL…), else a SQLite file under ``airflow_home``.
         executor: ``core.executor``; default ``$AIRFLOW__CORE__EXECUTOR``, else
             ``LocalExecutor``. With ``CeleryExecutor`` the stack adds Celery workers.
         celery_workers: One queue list (comma-separated) per Celery worker to start; default
@@ -186,8 +187,13 @@ class StackConfig:
         self.dags_folder = Path(self.dags_folder).expanduser().resolve()
         self.plugins_folder = Path(self.plugins_folder).expanduser().resolve()
         if not self.sql_alchemy_conn:
-            self.sql_alchemy_conn = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or (
-                f"sqlite:///{self.airflow_home / 'airflow.db'}"
+            # A server database from the environment; SQLite always lives under this home (an
+            # in-process run exports its own home's SQLite URL, which must not follow us).
+            env_conn = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+            self.sql_alchemy_conn = (
+                env_conn
+                if env_conn and not env_conn.startswith("sqlite")
+                else f"sqlite:///{self.airflow_home / 'airflow.db'}"
             )
         self.executor = (
             self.executor or os.environ.get("AIRFLOW__CORE__EXECUTOR") or ("LocalExecutor")
@@ -592,6 +598,16 @@ def _api_connection(cfg: StackConfig) -> dict[str, str]:
     return {}
 
 
+#: Variables :func:`_sqlite_settings` sets; dropped from a server database's process
+#: environment when inherited (an in-process run of another, SQLite, home exported them).
+_SQLITE_ONLY = (
+    "RETRAINFLOW_API_WRITE_CONCURRENCY",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_ENABLED",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC",
+)
+
+
 def _sqlite_settings(cfg: StackConfig) -> dict[str, str]:
     """A long busy timeout for a SQLite metadata DB (see :mod:`retrainflow.airflow.db_settings`)."""
     if not str(cfg.sql_alchemy_conn).startswith("sqlite"):
@@ -617,7 +633,11 @@ def _openmp_env() -> dict[str, str]:
 
 
 def _process_env(cfg: StackConfig) -> dict[str, str]:
-    return {**os.environ, **airflow_env(cfg)}
+    inherited = dict(os.environ)
+    if not str(cfg.sql_alchemy_conn).startswith("sqlite"):
+        for name in _SQLITE_ONLY:
+            inherited.pop(name, None)
+    return {**inherited, **airflow_env(cfg)}
 
 
 # Processes ---------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from retrainflow.exceptions import (
     ConfigExistsError,
     DataError,
     EmptyWindowError,
+    EnvironmentSettingError,
     IngestError,
     InvalidPipelineNameError,
     ModeError,
@@ -39,6 +40,8 @@ from retrainflow.exceptions import (
 #: Error type → what to try next.
 NEXT_STEP: dict[type[RetrainflowError], str] = {
     ConfigError: "Fix the file, then check it with `retrainflow validate-config`.",
+    EnvironmentSettingError: "Fix or unset the environment variable named above (README, "
+    "'Production stack', lists each one).",
     PipelineNotFoundError: "List pipelines with `retrainflow validate-config`.",
     EmptyWindowError: "Load data for those days (`retrainflow ingest PIPELINE FILE`; for the demo "
     "data sets `retrainflow seed PIPELINE --until DATE`), or pick a --date whose window holds "

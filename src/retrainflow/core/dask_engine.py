@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from retrainflow import settings
-from retrainflow.exceptions import ConfigError, DaskEngineError
+from retrainflow.exceptions import DaskEngineError, EnvironmentSettingError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -168,7 +168,7 @@ def scheduler_address(config: PipelineConfig) -> str:
     env = settings.DASK_ADDRESS_ENV
     raw = settings.dask_address()
     if raw is None:
-        raise ConfigError(
+        raise EnvironmentSettingError(
             f"The pipeline '{config.name}' fits on Dask (training.engine: dask), but {env} is "
             f"not set. Export the scheduler's address in the train task's environment (e.g. "
             f"{env}=tcp://10.0.0.5:8786), or set training.engine: local."
@@ -178,7 +178,7 @@ def scheduler_address(config: PipelineConfig) -> str:
     try:
         get_address_host_port(raw)
     except ValueError as exc:
-        raise ConfigError(
+        raise EnvironmentSettingError(
             f"{env}={redact(raw)!r} (pipeline '{config.name}', training.engine: dask) is not a "
             f"Dask scheduler address ({exc}); expected e.g. tcp://10.0.0.5:8786."
         ) from None
