@@ -1,8 +1,12 @@
 """Airflow plugin: retrainflow's pages inside the Airflow UI (registration only).
 
 * nav: a link to the MLflow UI;
-* each DAG: a "Model timeline" tab (versions, modes, parents, gates, champion periods);
-* each DAG run: a "Retrain report" tab (mode, windows, validation, gate verdict, version);
+* each DAG: a "Model timeline" tab (a chart of the primary metric over data time with the
+  champion periods, promotions, rollbacks, rejected challengers and monitoring checks,
+  then the versions and checks as tables; its data as JSON at ``…/data``);
+* each DAG run: a "Run report" tab (a retrain run: verdict, stages, errors, links to the
+  validation report, the MLflow run and the version; a monitor run: drift summary,
+  decision, the retrain it started, the Evidently report);
 * on a SQLite metadata DB: the API's write gate (``retrainflow.airflow.admission``).
 
 The pages' FastAPI app requires an Airflow login (see ``retrainflow.airflow.ui``). It is
@@ -53,7 +57,7 @@ class RetrainflowPlugin(AirflowPlugin):
             "url_route": "retrainflow_timeline",
         },
         {
-            "name": "Retrain report",
+            "name": "Run report",
             "href": "/retrainflow/run/{DAG_ID}/{RUN_ID}",
             "destination": "dag_run",
             "url_route": "retrainflow_run",

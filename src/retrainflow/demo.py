@@ -229,10 +229,29 @@ def _monitor_day(
         len(check["drifted_columns"]),
         check["metric"],
         label,
-        decision["mode"] if decision["trigger"] else None,
+        _resolved_mode(cfg, decision, m.get("triggered_run_id"), retrain),
         retrain,
         m.get("report_uri"),
     )
+
+
+def _resolved_mode(
+    cfg: PipelineConfig, decision: dict[str, Any], run_id: str | None, retrain: DemoRow | None
+) -> str | None:
+    """The mode the retrain a check started resolved to (its version's tag, else its pull
+    report), not the ``auto`` the policy asked for; that only when the run resolved none."""
+    if not decision["trigger"]:
+        return None
+    if retrain is not None and retrain.mode:
+        return retrain.mode
+    if run_id:
+        from retrainflow.airflow.ui_timeline import pulled_mode
+        from retrainflow.artifacts import ArtifactStore
+
+        mode = pulled_mode(ArtifactStore(cfg.artifact_root_uri()), cfg.name, run_id)
+        if mode:
+            return mode
+    return f"{decision['mode']} (asked)"
 
 
 def _rounded(value: float | None) -> str:

@@ -67,6 +67,10 @@ class RunContext(Manifest):
     dag_run_id: str | None = None
     #: Optional structured details from the trigger (reason codes, drift summary...).
     trigger_details: dict[str, Any] = field(default_factory=dict)
+    #: How ``window_end`` was chosen (:func:`retrainflow.runs.build_context`): ``request`` (the
+    #: conf named it), ``logical_date`` (a scheduled run), ``newest_data`` (a manual run without
+    #: one: the day after the newest data in the source).
+    window_end_from: str = "request"
 
 
 @dataclass(frozen=True)

@@ -655,12 +655,16 @@ HISTORY_FIELDS = (
     "created",
     "aliases",
     "mode",
+    "requested_mode",
+    "mode_reason",
     "warm_method",
     "parent_version",
     "window_start",
     "window_end",
     "data_start",
     "data_end",
+    "holdout_start",
+    "holdout_end",
     "rows",
     "new_rows",
     "replay_rows",
@@ -669,11 +673,13 @@ HISTORY_FIELDS = (
     "primary_metric",
     "challenger_metric",
     "champion_metric",
+    "champion_at_evaluation",
     "champion_periods",
     "previous_champion",
     "train_cpu_seconds",
     "peak_rss_mb",
     "dag_run_id",
+    "retrain_run_id",
     "train_fingerprint",
     "config_fingerprint",
 )
@@ -695,7 +701,10 @@ def history(registry: Registry, name: str) -> list[dict[str, Any]]:
 
     ``champion_periods`` lists the version's periods (``seq``, ``since``,
     ``until``, ``reason``, ``previous``, ``data_end``); ``seq`` places them in
-    the model's whole sequence (:meth:`Registry.champion_periods`).
+    the model's whole sequence (:meth:`Registry.champion_periods`). ``mode`` is the
+    mode the run resolved to (``requested_mode``: what it was asked for, e.g. ``auto``);
+    ``holdout_start``/``holdout_end`` the rows the gate scored; ``mlflow_run_id`` the
+    MLflow run that logged the model.
     """
     infos = registry.versions(name)
     periods = registry.champion_periods(name, infos)
@@ -711,6 +720,7 @@ def history(registry: Registry, name: str) -> list[dict[str, Any]]:
             created=datetime.fromtimestamp(info.created / 1000, UTC).isoformat(timespec="seconds"),
             gate_passed=info.gate_passed,
             champion_periods=[p.to_dict() for p in periods if p.version == info.version],
+            mlflow_run_id=info.run_id,
         )
         rows.append(row)
     return rows

@@ -8,6 +8,7 @@ malformed date end the run at once with a message that names the field.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -27,7 +28,7 @@ class RetrainRequest(BaseModel):
     mode: Mode | None = None
     #: Why the run was started: ``manual``, ``schedule``, ``drift``, ``performance``...
     reason: str = Field(default="manual", max_length=200)
-    #: Exclusive end of the data window (``YYYY-MM-DD``); default: the run's logical date.
+    #: Exclusive end of the data window (``YYYY-MM-DD``); default: see :func:`build_context`.
     window_end: date | None = None
     #: Machine-readable reason codes from the trigger policy.
     reason_codes: list[str] = Field(default_factory=list)
@@ -61,6 +62,21 @@ def parse_request(conf: dict[str, Any] | None, *, pipeline: str) -> RetrainReque
         ) from None
 
 
+#: Run types whose logical date is their window end when the conf names none: the runs of
+#: the DAG's schedule (and backfills of it).
+SCHEDULED_RUN_TYPES = frozenset({"scheduled", "backfill"})
+
+#: How a run's window end was chosen (``RunContext.window_end_from``).
+FROM_REQUEST, FROM_LOGICAL_DATE, FROM_NEWEST_DATA = "request", "logical_date", "newest_data"
+
+
+def _run_type(value: Any) -> str | None:
+    """``DagRunType.MANUAL`` (either Airflow enum) / ``"manual"`` -> ``"manual"``."""
+    if value is None:
+        return None
+    return str(getattr(value, "value", value)).lower()
+
+
 def build_context(
     pipeline: str,
     default_mode: str,
@@ -68,16 +84,46 @@ def build_context(
     *,
     run_id: str,
     fallback_end: date | datetime | None,
+    run_type: Any = None,
+    newest_end: Callable[[], date] | None = None,
 ) -> RunContext:
-    """The :class:`RunContext` of a run from its conf and dates."""
+    """The :class:`RunContext` of a run from its conf and dates.
+
+    The one place a retrain's window end is resolved — whoever started the run (the
+    UI's trigger form, the REST API, the CLI, the monitor):
+
+    1. ``window_end`` of the conf, when given;
+    2. else, for a run of the schedule (``run_type`` scheduled or backfill): its logical
+       date, ``fallback_end``;
+    3. else (a manual run: the form left empty, ``retrainflow retrain`` without ``--date``):
+       up to the newest data in the source, ``newest_end()`` — the day after its newest
+       day, as the end is exclusive;
+    4. else ``fallback_end`` (no ``newest_end`` given).
+
+    The context records which it was (``window_end_from``).
+
+    Args:
+        run_type: The DAG run's type (``DagRunType`` or its value); None counts as manual.
+        newest_end: The exclusive end of the newest data in the pipeline's source
+            (:func:`retrainflow.stages.pull.newest_window_end`); called only when needed.
+
+    Raises:
+        InvalidRequestError: a bad conf, or no window end at all.
+        EmptyWindowError: from ``newest_end``: the source holds no data.
+    """
     req = parse_request(conf, pipeline=pipeline)
-    end = req.window_end
+    end, how = req.window_end, FROM_REQUEST
     if end is None:
-        if fallback_end is None:
+        scheduled = _run_type(run_type) in SCHEDULED_RUN_TYPES
+        if newest_end is not None and not scheduled:
+            end, how = newest_end(), FROM_NEWEST_DATA
+        elif fallback_end is None:
             raise InvalidRequestError(
                 f"retrain__{pipeline} has no window end: pass window_end (YYYY-MM-DD) in the conf."
             )
-        end = fallback_end.date() if isinstance(fallback_end, datetime) else fallback_end
+        else:
+            end = fallback_end.date() if isinstance(fallback_end, datetime) else fallback_end
+            how = FROM_LOGICAL_DATE
     return RunContext(
         pipeline=pipeline,
         run_id=run_id,
@@ -86,4 +132,5 @@ def build_context(
         trigger_reason=req.reason,
         dag_run_id=run_id,
         trigger_details={"reason_codes": req.reason_codes, **req.details},
+        window_end_from=how,
     )

@@ -12,6 +12,11 @@ The checks themselves are GE expectations; this module only builds them from
 the config and words their results. Great Expectations is imported lazily (the
 import takes ~8-10 s), so importing this module is cheap.
 
+The report also lists every expectation with its outcome (``expectations``), and a
+failure about row values names the lake partitions (``date=YYYY-MM-DD`` of the time
+column) of the offending rows with a few of their values (``observed["partitions"]``),
+which the run's validation page shows.
+
 Notes on GE 1.24's pandas backend that shaped this module:
 
 * An expectation on a column that does not exist does not raise: its result
@@ -92,7 +97,11 @@ TYPE_LIST = "expect_column_values_to_be_in_type_list"
 
 _META_KEY = "retrainflow"
 _MAX_EXAMPLES = 5
+#: Partitions listed per failure (``observed["partitions"]``), and example values per partition.
+_MAX_PARTITIONS = 20
+_PARTITION_EXAMPLES = 3
 _LOCK = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,9 @@ class ValidationReport:
         rows: Number of rows validated.
         failures: One entry per problem; empty when ``success`` is true.
         statistics: GE's statistics (evaluated / successful / unsuccessful counts, ...).
+        expectations: Every expectation of the suite with its outcome, in suite order:
+            ``{"expectation", "column", "check", "expected", "success"}`` (``expected``
+            words what was required, e.g. ``"within [0, 5000]"``).
     """
 
     dataset: str
@@ -129,6 +141,7 @@ class ValidationReport:
     rows: int
     failures: list[Failure] = field(default_factory=list)
     statistics: dict[str, Any] = field(default_factory=dict)
+    expectations: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable dict of the report.
@@ -328,7 +341,7 @@ def validate_frame(
         # BASIC (counts + up to 20 examples) is all the wording needs; the default
         # SUMMARY also counts every unexpected value and was ~35% slower at 300k rows.
         result = batch.validate(suite, result_format="BASIC")
-    failures = _failures(result, frame)
+    failures = _failures(result, frame, config)
     if not result.success and not failures:  # defensive: never a silent "failed"
         failures = [Failure("unknown", None, "Great Expectations reported a failure", None)]
     stats = json_safe(dict(result.statistics))
@@ -338,13 +351,14 @@ def validate_frame(
         rows=len(frame),
         failures=failures,
         statistics=stats,
+        expectations=[_outcome(r) for r in result.results],
     )
 
 
 # -- wording GE results ---------------------------------------------------------------
 
 
-def _failures(result: Any, frame: pd.DataFrame) -> list[Failure]:
+def _failures(result: Any, frame: pd.DataFrame, config: PipelineConfig) -> list[Failure]:
     missing: set[str] = set()
     out: list[Failure] = []
     for r in result.results:
@@ -363,7 +377,127 @@ def _failures(result: Any, frame: pd.DataFrame) -> list[Failure]:
             out.append(Failure(cfg.type, column, f"missing column(s) {[column]}", [column]))
             continue
         out.extend(
-            _word(cfg.type, column, cfg.kwargs, (cfg.meta or {}).get(_META_KEY, {}), r, frame)
+            _with_partitions(f, cfg.kwargs, frame, config)
+            for f in _word(
+                cfg.type, column, cfg.kwargs, (cfg.meta or {}).get(_META_KEY, {}), r, frame
+            )
+        )
+    return out
+
+
+def _outcome(r: Any) -> dict[str, Any]:
+    """One expectation's result for the report's ``expectations`` list."""
+    cfg = r.expectation_config
+    meta = (cfg.meta or {}).get(_META_KEY, {})
+    return {
+        "expectation": cfg.type,
+        "column": cfg.kwargs.get("column"),
+        "check": meta.get("check"),
+        "expected": _expected(cfg.type, cfg.kwargs, meta),
+        "success": bool(r.success),
+    }
+
+
+def _expected(kind: str, kwargs: dict, meta: dict) -> str:
+    """What an expectation requires, in words."""
+    if kind == COLUMN_SET:
+        columns = sorted(str(c) for c in kwargs.get("column_set") or [])
+        return f"columns {columns}" + (" and no others" if kwargs.get("exact_match", True) else "")
+    if kind == ROW_COUNT:
+        return f"at least {kwargs.get('min_value')} rows"
+    if kind == NOT_NULL:
+        if meta.get("check") == "null_fraction":
+            return f"at most {float(meta['max_null_fraction']) * 100:g}% nulls"
+        return "no nulls"
+    if kind == BETWEEN:
+        return f"within {_bounds(kwargs.get('min_value'), kwargs.get('max_value'))}"
+    if kind == IN_SET:
+        if meta.get("check") == "binary_target":
+            return "0/1 (or booleans)"
+        allowed = json_safe(list(kwargs.get("value_set") or []))
+        more = f" and {len(allowed) - 20} more" if len(allowed) > 20 else ""
+        return f"in {allowed[:20]}{more}"
+    if kind == TYPE_LIST:
+        return f"type {meta.get('expected') or kwargs.get('type_list')}"
+    return kind
+
+
+def _with_partitions(
+    failure: Failure, kwargs: dict, frame: pd.DataFrame, config: PipelineConfig
+) -> Failure:
+    """``failure`` with the partitions of its offending rows in ``observed["partitions"]``:
+    ``[{"partition": "date=YYYY-MM-DD", "rows": n, "examples": [...]}]`` (day order; a row
+    without a time has ``"partition": None``), at most ``_MAX_PARTITIONS`` of them
+    (``observed["partitions_total"]`` counts all). Only failures about row values
+    (those with an ``unexpected_count``) get them; the rest are returned unchanged."""
+    obs = failure.observed
+    if not (isinstance(obs, dict) and obs.get("unexpected_count") and failure.column):
+        return failure
+    try:
+        mask = _offending(failure.expectation, frame[failure.column], kwargs)
+        if mask is None or not mask.any():
+            return failure
+        parts = _partitions(frame, mask, failure, config)
+    except Exception:  # noqa: BLE001 - the partitions add to a report; they never break it
+        log.debug("no partitions for %s", failure.message, exc_info=True)
+        return failure
+    if parts is None:
+        return failure
+    extra: dict[str, Any] = {"partitions": parts[:_MAX_PARTITIONS]}
+    if len(parts) > _MAX_PARTITIONS:
+        extra["partitions_total"] = len(parts)
+    return Failure(failure.expectation, failure.column, failure.message, {**obs, **extra})
+
+
+def _offending(kind: str, values: pd.Series, kwargs: dict) -> pd.Series | None:
+    """The rows of ``values`` that broke the expectation, as GE counts them (None: unknown)."""
+    import pandas as pd
+
+    if kind == NOT_NULL:
+        return values.isna()
+    if kind == BETWEEN:
+        numbers = pd.to_numeric(values, errors="coerce")
+        mask = pd.Series(False, index=values.index)
+        if kwargs.get("min_value") is not None:
+            mask |= numbers < kwargs["min_value"]
+        if kwargs.get("max_value") is not None:
+            mask |= numbers > kwargs["max_value"]
+        return mask
+    if kind == IN_SET:
+        return values.notna() & ~values.isin(list(kwargs.get("value_set") or []))
+    if kind == TYPE_LIST and values.dtype == object:
+        names = set(kwargs.get("type_list") or [])
+        return values.notna() & ~values.map(lambda v: type(v).__name__ in names).astype(bool)
+    return None
+
+
+def _partitions(
+    frame: pd.DataFrame, mask: pd.Series, failure: Failure, config: PipelineConfig
+) -> list[dict[str, Any]] | None:
+    """The day partitions of the rows in ``mask`` (None without a usable time column)."""
+    import pandas as pd
+
+    if config.time_column not in frame.columns:
+        return None
+    times = pd.to_datetime(frame.loc[mask, config.time_column], errors="coerce")
+    if isinstance(times.dtype, pd.DatetimeTZDtype):  # days of the pipeline's zone
+        times = times.dt.tz_convert(config.time_zone or "UTC").dt.tz_localize(None)
+    bad = pd.DataFrame(
+        {"day": times.dt.strftime("%Y-%m-%d"), "value": frame.loc[mask, failure.column]}
+    )
+    out = []
+    for day, group in bad.groupby("day", sort=True, dropna=False):
+        examples = (
+            []
+            if failure.expectation == NOT_NULL
+            else _examples({"partial_unexpected_list": group["value"].head(50).tolist()})
+        )
+        out.append(
+            {
+                "partition": f"date={day}" if isinstance(day, str) else None,
+                "rows": len(group),
+                "examples": examples[:_PARTITION_EXAMPLES],
+            }
         )
     return out
 

@@ -38,6 +38,11 @@ for dag_id, dag in bag.dags.items():
         },
         "max_active_runs": dag.max_active_runs,
         "params": sorted(dag.params.keys()),
+        # the trigger form: a param's section (None: in front, under "Run Parameters") and default
+        "form": {
+            k: [dag.params.get_param(k).schema.get("section"), dag.params.get_param(k).value]
+            for k in dag.params.keys()
+        },
         "description": dag.description,
         "schedule": str(getattr(dag.timetable, "description", "")),
     }
@@ -106,6 +111,13 @@ def test_every_config_yields_its_retrain_dag(parsed: dict, name: str) -> None:
     assert list(tasks)[:6] == ["pull", "validate", "features", "train", "evaluate", "promote"]
     assert dag["max_active_runs"] == 1
     assert {"mode", "reason", "window_end"} <= set(dag["params"])
+    # The form: what a person sets in front, an empty window end (= up to the newest data);
+    # what the monitor passes over REST in one collapsed section of its own.
+    form = dag["form"]
+    assert [form[k][0] for k in ("mode", "reason", "window_end")] == [None, None, None]
+    assert form["window_end"][1] is None
+    assert form["reason_codes"][0] == form["details"][0] == "Set by the monitor (leave as is)"
+    assert set(form) == {"mode", "reason", "window_end", "reason_codes", "details"}
     # Retries only where a retry can help (the lake and the MLflow registry); never on
     # validation (user errors fail fast in every task).
     retried = {"pull", "features", "train", "evaluate", "promote"}

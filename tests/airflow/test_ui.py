@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.airflow.conftest import UNIT_JWT_SECRET, Authed
 from tests.conftest import FIXTURE_CONFIGS, Trained
 
 
@@ -17,7 +15,7 @@ def test_timeline_lists_every_version_with_lineage_and_gate(trained: Trained) ->
     from retrainflow.airflow.ui import timeline_html
 
     page = timeline_html("retrain__synthetic")
-    assert page.count("<tr>") == 3  # header + two versions
+    assert page.count("<tr id='version-") == 2  # two versions
     assert ">v1<" in page and ">v2<" in page
     assert "stateless" in page and "warm_start" in page
     assert "/#/models/synthetic/versions/2" in page
@@ -58,57 +56,12 @@ def test_fastapi_app_serves_both_pages(authed: Authed) -> None:
 
 # -- access: every route depends on Airflow's auth manager -----------------------------------
 
-UNIT_JWT_SECRET = "unit-test-jwt-secret-" + "0123456789abcdef" * 4
-PIPELINE_ROUTES = ["/timeline/retrain__synthetic", "/run/retrain__synthetic/base-warm"]
+PIPELINE_ROUTES = [
+    "/timeline/retrain__synthetic",
+    "/timeline/retrain__synthetic/data",
+    "/run/retrain__synthetic/base-warm",
+]
 ROUTES = [*PIPELINE_ROUTES, "/docs", "/openapi.json"]
-
-
-@dataclass
-class Authed:
-    client: Any  # TestClient of the plugin app mounted under /retrainflow
-    token: Callable[..., str]  # token(username, role) -> a JWT the auth manager accepts
-    denied: dict[str, set[str]]  # username -> dag ids the auth manager refuses
-
-
-@pytest.fixture
-def authed(trained: Trained, monkeypatch: pytest.MonkeyPatch) -> Iterator[Authed]:
-    """The plugin app mounted like the API server does, with a real simple auth manager
-    (real JWTs signed with a test secret) that may refuse chosen DAGs to chosen users.
-    Airflow's two metadata-DB lookups (revoked tokens, a DAG's team) are stubbed."""
-    from airflow.api_fastapi import app as af_app
-    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-    from airflow.models.dag import DagModel
-    from airflow.models.revoked_token import RevokedToken
-    from fastapi import FastAPI
-    from fastapi.testclient import TestClient
-
-    from retrainflow.airflow.ui import create_app
-
-    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", UNIT_JWT_SECRET)
-    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
-    monkeypatch.setattr(RevokedToken, "is_revoked", classmethod(lambda cls, jti: False))
-    monkeypatch.setattr(DagModel, "get_team_name", staticmethod(lambda dag_id: None))
-    denied: dict[str, set[str]] = {}
-
-    class Manager(SimpleAuthManager):  # a fresh class: its JWT signer/validator caches are its own
-        def is_authorized_dag(self, *, method, user, access_entity=None, details=None):  # type: ignore[no-untyped-def]
-            if details is not None and details.id in denied.get(user.username, set()):
-                return False
-            return super().is_authorized_dag(
-                method=method, user=user, access_entity=access_entity, details=details
-            )
-
-    manager = Manager()
-    monkeypatch.setattr(af_app._AuthManagerState, "instance", manager)
-    root = FastAPI()
-    root.mount("/retrainflow", create_app())
-
-    def token(username: str = "admin", role: str = "admin") -> str:
-        return manager.generate_jwt(SimpleAuthManagerUser(username=username, role=role))
-
-    with TestClient(root) as client:
-        yield Authed(client, token, denied)
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -154,7 +107,13 @@ def test_pages_show_what_they_showed_before(authed: Authed) -> None:
     run = authed.client.get("/retrainflow/run/retrain__synthetic/base-warm", headers=headers)
     assert "mode <code>warm_start</code>" in run.text
     spec = authed.client.get("/retrainflow/openapi.json", headers=headers).json()
-    assert set(spec["paths"]) == {"/timeline/{dag_id}", "/run/{dag_id}/{run_id}"}
+    assert set(spec["paths"]) == {
+        "/timeline/{dag_id}",
+        "/timeline/{dag_id}/data",
+        "/run/{dag_id}/{run_id}",
+        "/run/{dag_id}/{run_id}/validation",
+        "/run/{dag_id}/{run_id}/drift",
+    }
     docs = authed.client.get("/retrainflow/docs", headers=headers)
     assert "/retrainflow/openapi.json" in docs.text
     assert authed.client.get("/retrainflow/redoc", headers=headers).status_code == 404

@@ -272,3 +272,109 @@ def test_warm_start_with_window_not_after_champion_data_end_is_refused(
     assert report["success"] is False and report["error"]["code"] == "invalid_mode"
     assert str(data_end) in report["error"]["message"]
     assert not (trained.run_dir(f"ws-before-{days_early}") / "pull" / "train.parquet").exists()
+
+
+# -- a run without a window end: up to the newest data ----------------------------------------
+
+
+def test_newest_window_end_is_the_day_after_the_newest_partition(seeded) -> None:
+    days = make_source(seeded).partitions()
+    assert pull.newest_window_end(seeded) == days[-1] + timedelta(days=1) == D("2023-05-01")
+
+
+def test_an_empty_source_is_a_clear_error_naming_pipeline_and_source(synthetic_cfg) -> None:
+    from retrainflow.exceptions import EmptyWindowError
+
+    uri = make_source(synthetic_cfg).uri
+    with pytest.raises(EmptyWindowError) as err:
+        pull.newest_window_end(synthetic_cfg)
+    assert f"'synthetic' has no data in its source {uri}" in err.value.message
+
+
+def _newest() -> date:
+    return D("2023-05-01")
+
+
+def _never() -> date:
+    raise AssertionError("the newest data must not be looked up")
+
+
+@pytest.mark.parametrize(
+    ("conf", "run_type", "newest", "expected"),
+    [
+        ({}, "manual", _newest, ("2023-05-01", "newest_data")),  # the UI's empty form, REST
+        ({"window_end": ""}, None, _newest, ("2023-05-01", "newest_data")),  # the CLI
+        ({}, "scheduled", _never, ("2026-03-04", "logical_date")),  # the schedule keeps its date
+        ({}, "backfill", _never, ("2026-03-04", "logical_date")),
+        ({"window_end": "2023-02-15"}, "manual", _never, ("2023-02-15", "request")),
+        ({}, "manual", None, ("2026-03-04", "logical_date")),  # no source given: as before
+    ],
+)
+def test_the_window_end_rule(conf, run_type, newest, expected) -> None:
+    from datetime import UTC, datetime
+
+    from retrainflow.runs import build_context
+
+    ctx = build_context(
+        "synthetic",
+        "auto",
+        conf,
+        run_id="r",
+        fallback_end=datetime(2026, 3, 4, 10, 0, tzinfo=UTC),
+        run_type=run_type,
+        newest_end=newest,
+    )
+    assert (ctx.window_end, ctx.window_end_from) == expected
+
+
+def test_the_run_type_of_either_airflow_enum_counts() -> None:
+    from datetime import UTC, datetime
+
+    from airflow.sdk.api.datamodels._generated import DagRunType as SdkRunType
+    from airflow.utils.types import DagRunType
+
+    from retrainflow.runs import build_context
+
+    for run_type, how in [
+        (SdkRunType.SCHEDULED, "logical_date"),
+        (DagRunType.SCHEDULED, "logical_date"),
+        (SdkRunType.MANUAL, "newest_data"),
+        (DagRunType.MANUAL, "newest_data"),
+    ]:
+        ctx = build_context(
+            "synthetic",
+            "auto",
+            None,
+            run_id="r",
+            fallback_end=datetime(2026, 3, 4, tzinfo=UTC),
+            run_type=run_type,
+            newest_end=_newest,
+        )
+        assert ctx.window_end_from == how, run_type
+
+
+def test_a_manual_run_without_window_end_pulls_up_to_the_newest_data(seeded) -> None:
+    from datetime import UTC, datetime
+
+    from retrainflow.runs import build_context
+
+    ctx = build_context(
+        "synthetic",
+        "stateless",
+        {"reason": "form left empty"},
+        run_id="manual-empty",
+        fallback_end=datetime(2026, 3, 4, tzinfo=UTC),  # today: the lake has no data there
+        run_type="manual",
+        newest_end=lambda: pull.newest_window_end(seeded),
+    )
+    m = pull.run(seeded, ctx, registry=Registry())
+    assert (m.context.window_end, m.context.window_end_from) == ("2023-05-01", "newest_data")
+    assert m.holdout.end == "2023-05-01" and m.holdout.rows > 0
+    report = json.loads(Path(m.report_uri).read_text())
+    assert (report["window_end"], report["window_end_from"]) == ("2023-05-01", "newest_data")
+
+
+def test_lineage_tags_record_how_the_window_end_was_chosen(trained) -> None:
+    tags = Registry().get_version("synthetic", "1").tags
+    assert tags["window_end_from"] == "request"
+    assert tags["holdout_end"] == trained.stateless.pull.context.window_end

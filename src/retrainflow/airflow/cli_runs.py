@@ -605,9 +605,15 @@ def _progress_text(dag_id: str, run_id: str, state: str, tis: list[dict[str, Any
 
 
 def _wait(
-    client: Any, dag_id: str, run_id: str, timeout: float, url: str
+    client: Any,
+    dag_id: str,
+    run_id: str,
+    timeout: float,
+    url: str,
+    until: Callable[[list[dict[str, Any]]], bool] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Poll the run until it ends; returns it and its task instances."""
+    """Poll the run until it ends (or ``until(task_instances)`` holds, e.g. a task waits for a
+    person's approval); returns it and its task instances."""
     progress = _Progress(sys.stderr)
     t0 = time.monotonic()
     try:
@@ -616,7 +622,7 @@ def _wait(
             tis = client.get_task_instances(dag_id, run_id)
             state = str(run.get("state"))
             progress.update(_progress_text(dag_id, run_id, state, tis), time.monotonic() - t0)
-            if state in ("success", "failed"):
+            if state in ("success", "failed") or (until is not None and until(tis)):
                 return run, tis
             if time.monotonic() - t0 > timeout:
                 raise RunTimeoutError(

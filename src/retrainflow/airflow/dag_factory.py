@@ -66,7 +66,12 @@ _ONE_XCOM: dict[str, Any] = {"multiple_outputs": False}
 
 
 def _user_errors_fail_fast(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn retrainflow user errors into non-retryable task failures with the message."""
+    """Turn retrainflow user errors into non-retryable task failures with the message.
+
+    Any error of the task first leaves ``error.json`` in its stage's folder of the run
+    (:func:`_save_error`): the run's page in the UI shows it, also when the stage failed
+    before writing anything (a refused conf, an unreachable registry).
+    """
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -76,9 +81,62 @@ def _user_errors_fail_fast(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
+            _save_error(fn.__name__, exc)
             raise AirflowFailException(f"[{exc.code}] {exc.message}") from exc
+        except Exception as exc:
+            _save_error(fn.__name__, exc)
+            raise
 
     return wrapper
+
+
+#: Tasks whose stage folder has another name than the task.
+_STAGE_OF_TASK = {"check": "monitor"}
+
+
+def error_record(task_id: str, exc: BaseException, ti: Any = None) -> dict[str, Any]:
+    """What ``error.json`` holds: ``code`` and ``message`` (of the retrainflow error, also
+    when wrapped in an ``AirflowFailException``), ``task``, ``attempt`` and ``will_retry``
+    (whether Airflow retries the task after this attempt)."""
+    from retrainflow.exceptions import RetrainflowError
+
+    cause = exc if isinstance(exc, RetrainflowError) else exc.__cause__
+    if isinstance(cause, RetrainflowError):
+        record: dict[str, Any] = cause.to_dict()  # code, message, details
+    else:
+        record = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+    attempt = getattr(ti, "try_number", None)
+    max_tries = getattr(ti, "max_tries", None)
+    retryable = not isinstance(exc, (UserError, AirflowFailException))
+    return {
+        **record,
+        "error_type": type(cause if isinstance(cause, RetrainflowError) else exc).__name__,
+        "task": task_id,
+        "attempt": attempt,
+        "will_retry": bool(
+            retryable
+            and isinstance(attempt, int)
+            and isinstance(max_tries, int)
+            and attempt <= max_tries
+        ),
+    }
+
+
+def _save_error(task_id: str, exc: BaseException) -> None:
+    """Write :func:`error_record` to ``<run>/<stage>/error.json``; never raises (the task's
+    own error is the one that matters)."""
+    try:
+        from retrainflow.artifacts import ArtifactStore
+
+        ctx = get_current_context()
+        run, ti = ctx["dag_run"], ctx.get("ti")
+        cfg = config_mod.find_config(str(run.dag_id).split("__", 1)[1])
+        stage = ArtifactStore(cfg.artifact_root_uri()).stage(
+            cfg.name, run.run_id, _STAGE_OF_TASK.get(task_id, task_id)
+        )
+        stage.write_json("error.json", error_record(task_id, exc, ti))
+    except Exception:  # noqa: BLE001 - a report of the error must not replace the error
+        log.warning("could not save the error of task %s", task_id, exc_info=True)
 
 
 def _common(kind: str, name: str) -> dict[str, Any]:
@@ -108,6 +166,57 @@ def _deps(cfg: config_mod.PipelineConfig) -> dict[str, Any]:
     return {"registry": Registry(), "store": ArtifactStore(cfg.artifact_root_uri())}
 
 
+#: The trigger form's collapsed section of the params a trigger sets, not a person: the
+#: monitoring DAG passes them over REST (``reason_codes``, ``details``). Airflow 3.3's form
+#: shows params without a ``section`` under "Run Parameters" (open) and each named section
+#: as a collapsed accordion item.
+TRIGGER_SECTION = "Set by the monitor (leave as is)"
+
+
+def retrain_params(cfg: config_mod.PipelineConfig) -> dict[str, Param]:
+    """The params of ``retrain__<name>``: in front what a person sets (mode, reason, window
+    end); the monitor's ``reason_codes`` and ``details`` in :data:`TRIGGER_SECTION`.
+
+    An empty form is a valid run: the window end then resolves as
+    :func:`retrainflow.runs.build_context` says (up to the newest data for a manual run).
+    """
+    return {
+        "mode": Param(
+            str(cfg.training.mode),
+            type="string",
+            enum=[m.value for m in Mode],
+            title="Training mode",
+            description="auto: warm start when possible, stateless otherwise",
+        ),
+        "reason": Param(
+            "manual", type="string", title="Reason", description="Why this run was started"
+        ),
+        "window_end": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Window end",
+            description="Exclusive end of the data window (YYYY-MM-DD). Empty: up to the "
+            "newest data in the source (manual runs); a scheduled run uses its logical date",
+        ),
+        "reason_codes": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            title="Reason codes",
+            section=TRIGGER_SECTION,
+            description="The trigger policy's reason codes (set by monitor__" + cfg.name + ")",
+        ),
+        "details": Param(
+            {},
+            type="object",
+            title="Trigger details",
+            section=TRIGGER_SECTION,
+            description="Recorded with the run (drift summary, report...; set by the monitor)",
+        ),
+    }
+
+
 def build_retrain_dag(cfg: config_mod.PipelineConfig) -> DAG:
     """The ``retrain__<name>`` DAG of one pipeline config."""
     from retrainflow.manifest import (
@@ -124,26 +233,7 @@ def build_retrain_dag(cfg: config_mod.PipelineConfig) -> DAG:
         description=f"Retrain '{name}': pull → validate → features → train → evaluate → promote",
         schedule=cfg.schedule,
         **_common("retrain", name),
-        params={
-            "mode": Param(
-                str(cfg.training.mode),
-                type="string",
-                enum=[m.value for m in Mode],
-                description="auto: warm start when possible, stateless otherwise",
-            ),
-            "reason": Param("manual", type="string", description="Why this run was started"),
-            "window_end": Param(
-                None,
-                type=["null", "string"],
-                format="date",
-                description="Exclusive end of the data window (YYYY-MM-DD); "
-                "empty = the run's logical date",
-            ),
-            "reason_codes": Param([], type="array", description="Reason codes of the trigger"),
-            "details": Param(
-                {}, type="object", description="Trigger details recorded with the run"
-            ),
-        },
+        params=retrain_params(cfg),
         doc_md=f"Retraining pipeline **{name}** from `{name}.yaml`. {cfg.description}",
         render_template_as_native_obj=True,
     ) as dag:
@@ -161,7 +251,13 @@ def build_retrain_dag(cfg: config_mod.PipelineConfig) -> DAG:
 
             run, conf, fallback = _run_conf()
             run_ctx = build_context(
-                name, cfg.training.mode, conf, run_id=run.run_id, fallback_end=fallback
+                name,
+                cfg.training.mode,
+                conf,
+                run_id=run.run_id,
+                fallback_end=fallback,
+                run_type=getattr(run, "run_type", None),
+                newest_end=lambda: stage.newest_window_end(cfg),
             )
             return stage.run(cfg, run_ctx, **_deps(cfg)).to_dict()
 

@@ -10,7 +10,7 @@ Every non-2xx answer raises :class:`retrainflow.exceptions.AirflowApiError` whos
 ``status`` is the HTTP status and whose message names the cause and the fix.
 
 Why not the official ``apache-airflow-client`` (not a dependency): it would replace
-only the URL and body building of the eight endpoints below. It has no token helper (``/auth/token``), so the token fetch, the
+only the URL and body building of the endpoints below. It has no token helper (``/auth/token``), so the token fetch, the
 refetch after a 401 and the mapping of errors to ``AirflowApiError`` with a fix in
 the message would stay here either way. And it costs where this client runs — in the
 monitoring task, on every check: importing ``airflow_client.client`` 3.3.2 took
@@ -521,6 +521,66 @@ class AirflowClient:
         if note is not None:
             body["note"] = note
         return self.request("PATCH", f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}", json=body)
+
+    def hitl_details(
+        self,
+        dag_id: str,
+        run_id: str = "~",
+        *,
+        task_id: str | None = None,
+        waiting: bool | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Human-in-the-loop requests (``HITLOperator``, ``ApprovalOperator``) of a DAG's runs,
+        newest first (``GET /api/v2/dags/{dag_id}/dagRuns/{run_id}/hitlDetails``).
+
+        Args:
+            dag_id: The DAG id (``~`` for all DAGs).
+            run_id: The run id (``~`` for all runs).
+            task_id: Only the requests of this task.
+            waiting: True: only those not answered yet; False: only answered ones.
+            limit: Maximum number of requests.
+
+        Returns:
+            The requests: ``subject``, ``options``, ``created_at``, ``response_received``,
+            ``task_instance`` (``dag_run_id``, ``task_id``, ``map_index``, ``state`` ...).
+        """
+        params: list[tuple[str, Any]] = [("limit", limit), ("order_by", "-created_at")]
+        if task_id is not None:
+            params.append(("task_id", task_id))
+        if waiting is not None:
+            params.append(("response_received", "false" if waiting else "true"))
+        path = f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/hitlDetails"
+        body = self.request("GET", path, params=params)
+        return list((body or {}).get("hitl_details", []))
+
+    def answer_hitl(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        chosen_options: list[str],
+        *,
+        params_input: dict[str, Any] | None = None,
+        map_index: int = -1,
+    ) -> dict[str, Any]:
+        """Answer a waiting human-in-the-loop request, e.g. ``["Approve"]`` for an
+        ``ApprovalOperator`` (``PATCH .../taskInstances/{task_id}/{map_index}/hitlDetails``);
+        the task then resumes.
+
+        Returns:
+            The response as recorded (``responded_by``, ``responded_at``, ``chosen_options``).
+
+        Raises:
+            AirflowApiError: 404 no such request, 409 already answered, 400 an option the
+                request does not offer, 403 the user may not answer it.
+        """
+        path = (
+            f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}"
+            f"/{int(map_index)}/hitlDetails"
+        )
+        body = {"chosen_options": list(chosen_options), "params_input": dict(params_input or {})}
+        return self.request("PATCH", path, json=body)
 
     def get_xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         """The XCom value ``key`` of a task instance (default: what the task returned), or

@@ -1,11 +1,16 @@
 """Pages the Airflow plugin shows inside the Airflow UI (presentation only).
 
-* ``/retrainflow/timeline/{dag_id}`` — a pipeline's model timeline: every
-  registered version with its mode, parent, data window, gate result and the
-  period it served as champion, linked to MLflow (a tab on each DAG page);
-* ``/retrainflow/run/{dag_id}/{run_id}`` — what one retrain run did: the
-  resolved mode, the windows, the validation result, the gate verdict and the
-  registered version (a tab on each DAG run page).
+* ``/retrainflow/timeline/{dag_id}`` — a pipeline's model timeline (a tab on each DAG
+  page): a chart over data time (each version's metric on its holdout, champion periods,
+  promotions, rollbacks, rejections, monitoring checks), then every registered version
+  with its mode, parent, data window, gate result and the period it served as champion,
+  linked to MLflow; ``/retrainflow/timeline/{dag_id}/data`` serves the chart's data as
+  JSON — see :mod:`retrainflow.airflow.ui_timeline`;
+* ``/retrainflow/run/{dag_id}/{run_id}`` — what one run did (the "Run report" tab on
+  each DAG run page): a retrain run's verdict, stages and errors, a monitor run's drift
+  summary and decision; with ``/validation`` (a retrain run's Great Expectations
+  report) and ``/drift`` (a monitor run's Evidently report) — see
+  :mod:`retrainflow.airflow.ui_reports`.
 
 The pages are rendered from the registry and the artifact store by plain
 functions (:func:`timeline_html`, :func:`run_html`) so they are testable
@@ -25,7 +30,6 @@ Passwords in URLs and values of secret-looking keys are masked in every page.
 # No ``from __future__ import annotations`` here: FastAPI must evaluate the annotations of the
 # dependencies defined inside create_app() (``GetUserDep``, ``Request``), which are local names.
 import html
-import json
 import os
 import re
 from pathlib import Path
@@ -91,130 +95,26 @@ def pipeline_of(dag_id: str) -> str:
     return dag_id.split("__", 1)[1] if "__" in dag_id else dag_id
 
 
-def _periods_cell(periods: list[dict[str, Any]]) -> str:
-    """A version's champion periods, one line each: ``#seq since → until`` (``seq`` orders the
-    periods of all versions: a version rolled back to has several)."""
-    return (
-        "<br>".join(
-            f"#{p['seq']} {_esc(p['since'])} → {_esc(p['until']) if p['until'] else 'serving'}"
-            for p in periods
-        )
-        or "-"
-    )
-
-
 def timeline_html(dag_id: str) -> str:
-    """The model timeline page of the pipeline behind ``dag_id``."""
-    from retrainflow.registry import Registry, history
+    """The model timeline page of the pipeline behind ``dag_id``: a chart over data time,
+    the versions and the monitoring checks; see :mod:`retrainflow.airflow.ui_timeline`."""
+    from retrainflow.airflow import ui_timeline
 
-    name = pipeline_of(dag_id)
-    rows = history(Registry(), name)
-    if not rows:
-        return _page(f"{name}: model timeline", "<p>No registered versions yet.</p>")
-    mlflow = mlflow_ui_url()
-    cells = []
-    for r in reversed(rows):
-        gate = (
-            "<span class='ok'>passed</span>"
-            if r["gate_passed"]
-            else "<span class='bad'>failed</span>"
-        )
-        link = f"<a href='{mlflow}/#/models/{html.escape(name)}/versions/{r['version']}' target='_blank'>v{r['version']}</a>"
-        cells.append(
-            "<tr>"
-            + "".join(
-                f"<td>{c}</td>"
-                for c in (
-                    link,
-                    _esc(", ".join(r["aliases"])),
-                    _esc(r["mode"]),
-                    _esc(r["parent_version"]),
-                    f"{_esc(r['window_start'])} → {_esc(r['window_end'])}",
-                    _esc(r["rows"]),
-                    _esc(r["challenger_metric"]),
-                    _esc(r["champion_metric"]),
-                    gate,
-                    _periods_cell(r["champion_periods"]),
-                    _esc(r["trigger_reason"]),
-                    _esc(r["dag_run_id"]),
-                )
-            )
-            + "</tr>"
-        )
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in (
-            "version",
-            "aliases",
-            "mode",
-            "parent",
-            "training window",
-            "rows",
-            "metric",
-            "champion's metric",
-            "gate",
-            "champion periods (#, from → until)",
-            "reason",
-            "dag run",
-        )
-    )
-    return _page(f"{name}: model timeline", f"<table><tr>{head}</tr>{''.join(cells)}</table>")
+    return ui_timeline.timeline_html(dag_id)
 
 
-def run_html(dag_id: str, run_id: str, artifact_root: Path | str | None = None) -> str:
-    """What one retrain run did, from its stage artifacts (local or ``s3://``)."""
-    from retrainflow.artifacts import ArtifactStore
-    from retrainflow.config import find_config
+def run_html(
+    dag_id: str,
+    run_id: str,
+    artifact_root: Path | str | None = None,
+    *,
+    base: str = "/retrainflow",
+) -> str:
+    """What one run did, from its stage artifacts (local or ``s3://``); see
+    :func:`retrainflow.airflow.ui_reports.run_html`."""
+    from retrainflow.airflow import ui_reports
 
-    name = pipeline_of(dag_id)
-    root = artifact_root or find_config(name).artifact_root_uri()
-    run_dir = ArtifactStore(root).run(name, run_id)
-    if not run_dir.is_dir():
-        return _page(f"{name}: run {run_id}", "<p>This run has written no artifacts (yet).</p>")
-    parts = []
-    for stage, file in (
-        ("pull", "report.json"),
-        ("validate", "report.json"),
-        ("evaluate", "verdict.json"),
-        ("promote", "manifest.json"),
-    ):
-        rel = f"{stage}/{file}"
-        if not run_dir.exists(rel):
-            parts.append(f"<h3>{stage}</h3><p>not reached</p>")
-            continue
-        data = redact(run_dir.read_json(rel))
-        parts.append(
-            f"<h3>{stage}</h3>{_summary(stage, data)}"
-            f"<details><summary>{html.escape(run_dir.uri(rel))}</summary><pre>"
-            f"{html.escape(json.dumps(data, indent=2)[:20000])}</pre></details>"
-        )
-    return _page(f"{name}: run {run_id}", "".join(parts))
-
-
-def _summary(stage: str, data: dict[str, Any]) -> str:
-    if stage in ("pull", "validate") and not data.get("success", True):
-        err = data.get("error") or {}
-        lines = err.get("message") or "; ".join(
-            f["message"] for d in data.get("datasets", []) for f in d.get("failures", [])
-        )
-        return f"<p class='bad'>failed: {html.escape(str(lines))}</p>"
-    if stage == "pull":
-        return (
-            f"<p>mode <code>{_esc(data.get('mode'))}</code> ({_esc(data.get('mode_reason'))}); "
-            f"train {_esc(data.get('train', {}).get('rows'))} rows "
-            f"[{_esc(data.get('train', {}).get('start'))}, {_esc(data.get('train', {}).get('end'))}), "
-            f"holdout {_esc(data.get('holdout', {}).get('rows'))} rows</p>"
-        )
-    if stage == "validate":
-        return "<p class='ok'>all expectations met</p>"
-    if stage == "evaluate":
-        cls, word = ("ok", "passed") if data.get("passed") else ("bad", "failed")
-        reasons = "".join(f"<li>{html.escape(r)}</li>" for r in data.get("reasons", []))
-        return f"<p class='{cls}'>gate {word}</p><ul>{reasons}</ul>"
-    return (
-        f"<p>registered <code>{_esc(data.get('model_uri'))}</code>; champion is version "
-        f"{_esc(data.get('champion_version'))}{' (awaiting approval)' if data.get('awaiting_approval') else ''}</p>"
-    )
+    return ui_reports.run_html(dag_id, run_id, artifact_root, base=base)
 
 
 def create_app() -> Any:
@@ -271,14 +171,20 @@ def create_app() -> Any:
         known_pipeline(dag_id)
         return timeline_html(dag_id)
 
-    @app.get(
-        "/run/{dag_id}/{run_id}",
-        response_class=HTMLResponse,
-        dependencies=[read_pipeline(DagAccessEntity.RUN)],
+    @app.get("/timeline/{dag_id}/data", dependencies=[read_pipeline(None)])
+    def timeline_data(dag_id: str) -> JSONResponse:
+        """The timeline's chart data with exact values (``ui_timeline.timeline_data``)."""
+        from retrainflow.airflow import ui_timeline
+        from retrainflow.jsonsafe import json_safe
+
+        return JSONResponse(redact(json_safe(ui_timeline.timeline_data(known_pipeline(dag_id)))))
+
+    from retrainflow.airflow import ui_reports
+
+    # /run/{dag_id}/{run_id} and its /validation and /drift reports
+    ui_reports.add_routes(
+        app, run_access=read_pipeline(DagAccessEntity.RUN), known_pipeline=known_pipeline
     )
-    def run(dag_id: str, run_id: str) -> str:
-        known_pipeline(dag_id)
-        return run_html(dag_id, run_id)
 
     logged_in = [Depends(requires_authenticated())]
 

@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         init_cmd,
         model_cmds,
         monitor_cmd,
+        runbook_cmds,
         stack_cmds,
     )
 
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         backtest_cmd,
         freshness_cmd,
         stack_cmds,
+        runbook_cmds,
     ):
         module.register(sub)
     return parser

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import date
+from typing import Any
 
 from retrainflow.cli.output import add_timeout_arg, explain_failed_run, print_json, print_table
 from retrainflow.core.modes import Mode
@@ -35,7 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("pipeline")
     p.add_argument(
-        "--date", type=date.fromisoformat, help="exclusive end of the data window (default: today)"
+        "--date",
+        type=date.fromisoformat,
+        help="exclusive end of the data window (default: up to the newest data in the source)",
     )
     p.add_argument(
         "--mode",
@@ -70,11 +73,28 @@ def retrain_cmd(args: argparse.Namespace) -> int:
     from retrainflow.config import find_config
 
     cfg = find_config(args.pipeline)
-    conf = {"reason": args.reason, "window_end": (args.date or date.today()).isoformat()}
+    # No --date: no window_end, and the run resolves it (retrainflow.runs.build_context): up
+    # to the newest data in the source, as for the UI's empty form and a REST trigger.
+    conf = {"reason": args.reason}
+    if args.date:
+        conf["window_end"] = args.date.isoformat()
     if args.mode:
         conf["mode"] = args.mode
     result = run_pipeline_dag(cfg.retrain_dag_id, conf, command="retrain", timeout=args.timeout)
+    show_retrain(result)
+    if result.state != "success":
+        explain_failed_run(result, "retrain")
+        return 1
+    return 0
+
+
+def show_retrain(result: Any) -> None:
+    """Print what a retrain run did: task states, the version it registered or reused, and
+    the gate's verdict (``result``: a :class:`~retrainflow.airflow.local_run.LocalRunResult`)."""
     print_table([{"task": t, "state": s} for t, s in result.task_states.items()], ["task", "state"])
+    run_ctx = (result.outputs.get("pull") or {}).get("context") or {}
+    if run_ctx.get("window_end_from") == "newest_data":
+        print(f"\nwindow end {run_ctx['window_end']}: up to the newest data in the source")
     promoted = result.outputs.get("promote")
     if promoted:
         what = (
@@ -102,10 +122,6 @@ def retrain_cmd(args: argparse.Namespace) -> int:
         if promoted and not promoted.get("champion"):
             for reason in verdict["reasons"]:
                 print(f"  {reason}")
-    if result.state != "success":
-        explain_failed_run(result, "retrain")
-        return 1
-    return 0
 
 
 def history_cmd(args: argparse.Namespace) -> int:

@@ -28,13 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("down", help="stop the embedded stack")
     p.set_defaults(func=down_cmd)
-
-    p = sub.add_parser(
-        "status",
-        help="each stack component's process, health and restarts (exit 1 if any is not healthy)",
-    )
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=status_cmd)
+    # `status` (this table, and each pipeline's) is in runbook_cmds.
 
 
 def stack_config(args: argparse.Namespace | None = None):
@@ -96,38 +90,6 @@ def down_cmd(args: argparse.Namespace) -> int:
     stopped = stack.stop(stack_config())
     print("stopped: " + (", ".join(c for c, ok in stopped.items() if ok) or "nothing was running"))
     return 0
-
-
-def status_cmd(args: argparse.Namespace) -> int:
-    import json
-
-    from retrainflow.airflow import stack
-
-    cfg = stack_config()
-    health = stack.health(cfg)
-    components = {c: h for c, h in health.items() if c != "supervisor"}
-    up = any(h["process"] == "running" for h in components.values())
-    ok = up and all(
-        h["process"] == "running" and h["api"] in ("healthy", "unknown") and not h["gave_up"]
-        for h in components.values()
-    )
-    if args.json:
-        print(json.dumps({"healthy": ok, "address": cfg.airflow_url, "components": health}))
-        return 0 if ok else 1
-    if not up:
-        print(f"The stack of {cfg.home} is not running. Start it with `retrainflow up`.")
-        return 1
-    print(f"Stack at {cfg.airflow_url} ({cfg.home})")
-    _print_health(health)
-    if not ok:
-        bad = [
-            c for c, h in components.items() if h["process"] != "running" or h["api"] == "unhealthy"
-        ]
-        print(
-            f"Not healthy: {', '.join(bad)}. Logs: {cfg.log_dir}. "
-            "`retrainflow up` starts what is missing."
-        )
-    return 0 if ok else 1
 
 
 def _print_health(health: dict) -> None:

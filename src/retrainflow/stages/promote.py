@@ -103,6 +103,9 @@ def lineage_tags(
         "data_end": pulled.train.end,
         "holdout_start": pulled.holdout.start,
         "holdout_end": pulled.holdout.end,
+        # How the run's window end (= holdout_end) was chosen: request, logical_date or
+        # newest_data (retrainflow.runs.build_context).
+        "window_end_from": ctx.window_end_from,
         "train_fingerprint": pulled.train.fingerprint,
         "holdout_fingerprint": pulled.holdout.fingerprint,
         "config_fingerprint": config_fingerprint(config),

@@ -18,7 +18,7 @@ a window that breaks it stops the run here, before training, with a saved report
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from retrainflow.artifacts import ArtifactStore, StageDir
@@ -65,6 +65,24 @@ def _failure(stage_dir: StageDir, exc: UserError, context: dict[str, Any]) -> Us
     return type(exc)(f"{exc.message} (report: {path})", report_uri=str(path), **details)
 
 
+def newest_window_end(config: PipelineConfig) -> date:
+    """The exclusive window end of a run "up to the newest data": the day after the newest
+    day (partition) in the pipeline's source.
+
+    Raises:
+        EmptyWindowError: the source holds no data, naming the pipeline and the source.
+    """
+    source = make_source(config)
+    days = source.partitions()
+    if not days:
+        raise EmptyWindowError(
+            f"'{config.name}' has no data in its source {source.uri}: a run without a window "
+            "end trains up to the newest data, and there is none. Load data first, or pass a "
+            "window end."
+        )
+    return days[-1] + timedelta(days=1)
+
+
 def run(
     config: PipelineConfig,
     context: RunContext,
@@ -94,6 +112,7 @@ def run(
         "pipeline": config.name,
         "run_id": context.run_id,
         "window_end": context.window_end,
+        "window_end_from": context.window_end_from,
         "source": source.uri,
         "requested_mode": context.requested_mode,
     }
