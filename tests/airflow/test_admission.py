@@ -91,6 +91,53 @@ def test_reads_and_anonymous_requests_are_not_gated() -> None:
     assert app.max_active == len(scopes)  # all at once
 
 
+def test_with_the_jwt_secret_only_tokens_it_signed_queue() -> None:
+    """Junk or forged tokens (and expired ones) are refused by the app without a write: they
+    go straight through instead of filling the queue in front of real users and tasks."""
+    import time
+
+    import jwt
+
+    secret = "the-stacks-jwt-secret-" + "0123456789abcdef" * 4
+
+    def token(key: str, exp: float) -> str:
+        return jwt.encode({"sub": "admin", "aud": "apache-airflow", "exp": int(exp)}, key, "HS512")
+
+    now = time.time()
+    good = token(secret, now + 600)
+    app = SlowApp(0.05)
+    gate = WriteGate(app, Limits(concurrency=1, jwt_secret=secret))
+
+    def scope(value: bytes, header: bytes = b"authorization") -> dict:
+        return {
+            "type": "http",
+            "method": "POST",
+            "path": "/api/v2/dags/d/dagRuns",
+            "headers": [(header, value)],
+        }
+
+    junk = [scope(b"Bearer junk") for _ in range(3)]
+    junk += [scope(f"Bearer {token('another-secret-' + 'f' * 64, now + 600)}".encode())]  # forged
+    junk += [scope(f"Bearer {token(secret, now - 60)}".encode())]  # expired
+    junk += [scope(b"theme=dark; _token=junk", b"cookie")]
+    assert not any(gate._gated(s) for s in junk)
+    assert gate._gated(scope(f"Bearer {good}".encode()))
+    assert gate._gated(scope(f"theme=dark; _token={good}".encode(), b"cookie"))
+    # the junk ones are served at once, beside each other; the signed ones one at a time
+    _burst(gate, junk)
+    assert app.max_active == len(junk)
+    app.max_active = 0
+    _burst(gate, [scope(f"Bearer {good}".encode()) for _ in range(4)])
+    assert app.max_active == 1
+
+
+def test_the_jwt_secret_comes_from_the_stacks_environment() -> None:
+    env = {CONCURRENCY_ENV: "1", "AIRFLOW__API_AUTH__JWT_SECRET": "s3cret"}
+    limits = limits_from_env(env)
+    assert limits is not None and limits.jwt_secret == "s3cret"
+    assert "s3cret" not in repr(limits)
+
+
 def test_a_request_that_waits_too_long_gets_503_with_retry_after() -> None:
     app = SlowApp(0.3)
     gate = WriteGate(app, Limits(concurrency=1, max_wait=0.1, retry_after=7))

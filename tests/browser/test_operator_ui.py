@@ -166,12 +166,14 @@ def test_an_operator_retrains_and_reads_every_report(live: dict) -> None:
     # the tab is a sandboxed iframe (no popups): the report opens inside it
     href = monitor.locator("#drift-report-link").get_attribute("href")
     assert href and href.endswith(f"/run/{MONITOR}/browser_check/drift"), href
-    monitor.locator("#drift-report-link").click()
-    frame = wait_for(
-        "the drift report in the tab",
-        lambda: next((f for f in page.frames if f.url.endswith("/browser_check/drift")), None),
-        timeout=60,
-    )
+    # (Playwright's sync API sees navigations only while one of its calls runs: wait on the event)
+    with page.expect_event(
+        "framenavigated",
+        predicate=lambda f: f.url.endswith("/browser_check/drift"),
+        timeout=120_000,
+    ) as navigated:
+        monitor.locator("#drift-report-link").click()
+    frame = navigated.value
     frame.wait_for_load_state()
     assert "Drift" in frame.content()
     _shot(page, "drift-report")

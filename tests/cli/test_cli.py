@@ -573,3 +573,42 @@ def test_console_script_keeps_the_exit_code_and_flushes_its_output(tmp_path: Pat
     )
     assert good.returncode == 0
     assert "Continual training for tabular models" in good.stdout
+
+
+@pytest.mark.parametrize("through_stack", [True, False])
+def test_monitor_points_at_its_reports(
+    home: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch, through_stack: bool
+) -> None:
+    """Through the stack the check's reports are pages of the plugin (the Run report tab and
+    the Evidently report behind Airflow's login); in this process, the saved file."""
+    from retrainflow.airflow import cli_runs
+    from retrainflow.airflow.local_run import LocalRunResult
+
+    run_id = "cli__synthetic__20261202T101010.000Z"
+    manifest = {
+        "drift": {"columns": {}},
+        "check": {"current_rows": 10, "labelled_rows": 10, "drift_share": 0.5, "metric": 0.7},
+        "champion_version": "1",
+        "explain": ["drift: [fired]"],
+        "decision": {"trigger": False, "reasons": [], "blocked_by": [], "mode": "auto"},
+        "triggered_run_id": None,
+        "report_uri": "/h/artifacts/synthetic/x/monitor/drift_report.html",
+    }
+    ui = f"http://127.0.0.1:18080/dags/monitor__synthetic/runs/{run_id}" if through_stack else None
+    result = LocalRunResult(
+        "monitor__synthetic",
+        run_id,
+        "success",
+        {"check": "success"},
+        {"check": manifest},
+        None,
+        ui_url=ui,
+    )
+    monkeypatch.setattr(cli_runs, "run_pipeline_dag", lambda *a, **k: result)
+    out = cli("monitor", "synthetic", "--date", "2023-04-01", "--no-trigger").out
+    if through_stack:
+        page = f"http://127.0.0.1:18080/retrainflow/run/monitor__synthetic/{run_id}"
+        assert f"run report: {page}  (in the Airflow UI" in out
+        assert f"drift report: {page}/drift" in out and "/h/artifacts" not in out
+    else:
+        assert "drift report: /h/artifacts/synthetic/x/monitor/drift_report.html" in out

@@ -16,7 +16,10 @@ API's (running tasks reporting their state) first; a request that cannot enter w
 Airflow's audit log (``log_action``) commits with a synchronous session *on the event
 loop*, so while it waits for a lock held by one of the server's own request threads,
 that thread cannot finish either and the whole server froze until the busy timeout.
-Reads and anonymous requests are not gated (WAL readers never wait for the writer).
+Reads and anonymous requests are not gated (WAL readers never wait for the writer), nor
+are requests whose token is not signed with the stack's JWT secret: the app refuses them
+(401) without writing, so a flood of junk tokens cannot fill the queue in front of real
+users and running tasks.
 
 The stack enables it for a SQLite metadata database only
 (``RETRAINFLOW_API_WRITE_CONCURRENCY``, see :func:`limits_from_env`); PostgreSQL handles
@@ -30,7 +33,7 @@ import json
 import os
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -61,6 +64,9 @@ class Limits:
     #: Gated paths served before the others: a task's state change must not wait behind a
     #: burst of triggers (the Task SDK gives up after ~30 s of retries).
     urgent_prefixes: tuple[str, ...] = ("/execution/",)
+    #: The API's JWT secret (``AIRFLOW__API_AUTH__JWT_SECRET``): only requests with a token
+    #: it signed (and not expired) queue; None gates every request that carries credentials.
+    jwt_secret: str | None = field(default=None, repr=False)
 
 
 def limits_from_env(environ: MutableMapping[str, str] | None = None) -> Limits | None:
@@ -88,7 +94,40 @@ def limits_from_env(environ: MutableMapping[str, str] | None = None) -> Limits |
         concurrency=concurrency,
         max_wait=number(MAX_WAIT_ENV, base.max_wait),
         max_queue=int(number(MAX_QUEUE_ENV, base.max_queue)),
+        jwt_secret=env.get("AIRFLOW__API_AUTH__JWT_SECRET") or None,
     )
+
+
+def _token(scope: Scope) -> str | None:
+    """The bearer token of a request, else the UI's ``_token`` cookie."""
+    for name, value in scope.get("headers", ()):
+        key = name.lower()
+        if key == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+        elif key == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                cookie, _, token = part.strip().partition("=")
+                if cookie == "_token" and token:
+                    return token
+    return None
+
+
+def _signed(token: str, secret: str) -> bool:
+    """Whether ``token`` is an unexpired JWT signed with ``secret`` (HMAC; any audience)."""
+    import jwt
+
+    try:
+        jwt.decode(
+            token,
+            secret,
+            algorithms=["HS512", "HS384", "HS256"],
+            options={"verify_aud": False, "require": ["exp"]},
+        )
+    except jwt.PyJWTError:
+        return False
+    return True
 
 
 class _PriorityGate:
@@ -152,8 +191,11 @@ class WriteGate:
             return False
         # Anonymous requests are refused by the app without writing: they never queue
         # (an anonymous flood cannot crowd out logged-in users).
-        names = {name.lower() for name, _ in scope.get("headers", ())}
-        return b"authorization" in names or b"cookie" in names
+        if self.limits.jwt_secret is None:
+            names = {name.lower() for name, _ in scope.get("headers", ())}
+            return b"authorization" in names or b"cookie" in names
+        token = _token(scope)
+        return token is not None and _signed(token, self.limits.jwt_secret)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._gated(scope):

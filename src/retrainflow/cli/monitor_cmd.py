@@ -80,6 +80,11 @@ def monitor_cmd(args: argparse.Namespace) -> int:
         print(
             f"triggered {cfg.retrain_dag_id} run {manifest['triggered_run_id']} ({manifest['trigger_status']})"
         )
-    if manifest["report_uri"]:
-        print(f"report: {manifest['report_uri']}")
+    if result.ui_url:  # through the stack: the plugin serves the reports to logged-in users
+        page = f"{result.ui_url.split('/dags/', 1)[0]}/retrainflow/run/{cfg.monitor_dag_id}/{result.run_id}"
+        print(f"run report: {page}  (in the Airflow UI: the run's 'Run report' tab)")
+        if manifest["report_uri"]:
+            print(f"drift report: {page}/drift")
+    elif manifest["report_uri"]:
+        print(f"drift report: {manifest['report_uri']}")
     return 0 if result.state == "success" else 1
