@@ -2,37 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from retrainflow.monitoring.ledger import CheckLedger, LedgerEntry
 from retrainflow.policy import CheckResult
 from tests.data.test_sources import aws_env, s3_endpoint  # noqa: F401 (fixtures)
-
-
-def _client(endpoint: str) -> Any:
-    import boto3
-
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-
-
-@pytest.fixture
-def bucket(
-    s3_endpoint: str,  # noqa: F811 (fixture)
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[str]:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    name = f"rf-ledger-{uuid.uuid4().hex[:12]}"
-    client = _client(s3_endpoint)
-    client.create_bucket(Bucket=name)
-    yield name
-    for obj in client.list_objects_v2(Bucket=name).get("Contents", []):
-        client.delete_object(Bucket=name, Key=obj["Key"])
-    client.delete_bucket(Bucket=name)
+from tests.test_artifacts import bucket  # noqa: F401 (fixture: a fresh bucket on moto)
+from tests.test_artifacts import s3_client as _client
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -80,7 +58,7 @@ def test_record_replace_and_order(root: str) -> None:
 
 
 def test_s3_ledger_is_one_object(
-    bucket: str,
+    bucket: str,  # noqa: F811 (fixture)
     s3_endpoint: str,  # noqa: F811 (fixture)
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
