@@ -213,9 +213,13 @@ def timeline_data(
         start, end = _day(row.get("holdout_start")), _day(row.get("holdout_end"))
         if start is None and _day(row.get("window_end")) is not None and holdout_days:
             # a version registered before the holdout tags: the holdout follows the training
-            start = _day(row.get("window_end"))
-            assert start is not None
-            end = start + timedelta(days=holdout_days)
+            # window (windows.holdout: the last holdout_days of the run's window)
+            from retrainflow.core import windows
+
+            train_end = _day(row.get("window_end"))
+            assert train_end is not None
+            held = windows.holdout(train_end + timedelta(days=holdout_days), holdout_days)
+            start, end = held.start, held.end
         reasons: list[str] = []
         if not row["gate_passed"] and verdict_reads < MAX_VERDICT_READS:
             verdict_reads += 1
